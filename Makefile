@@ -1,0 +1,62 @@
+# Front door of the Airflow HA cluster: thin targets over the `airflow-ha` CLI
+# (scripts/airflow_ha). Every target first makes the scripts' virtualenv.
+#   make up | down | status | logs [SERVICE=x] | verify [DAG=id] | credentials
+#   make clean CONFIRM=yes     delete the cluster's volumes
+#   make test                  lint, type checks, unit and integration tests
+#   make unit-test             the tests that need no Docker
+
+PYTHON ?= python3
+VENV := .venv
+CLI := $(VENV)/bin/airflow-ha
+STAMP := $(VENV)/.installed
+
+.PHONY: up down clean status logs verify credentials images test unit-test integration-test lint lock
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+up: $(STAMP)
+	$(CLI) up
+
+down: $(STAMP)
+	$(CLI) down
+
+clean: $(STAMP)
+	$(CLI) clean $(if $(filter yes,$(CONFIRM)),--yes)
+
+status: $(STAMP)
+	$(CLI) status
+
+logs: $(STAMP)
+	$(CLI) logs $(SERVICE)
+
+verify: $(STAMP)
+	$(CLI) verify $(foreach d,$(DAG),--dag $(d))
+
+credentials: $(STAMP)
+	$(CLI) credentials
+
+images: $(STAMP)
+	$(CLI) build
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check scripts tests dags
+	$(VENV)/bin/ruff format --check scripts tests dags
+	$(VENV)/bin/mypy
+
+unit-test: $(STAMP)
+	$(VENV)/bin/pytest -m "not integration"
+
+integration-test: $(STAMP)
+	$(VENV)/bin/pytest -m integration
+
+test: lint unit-test integration-test
+
+# Re-resolve the Airflow image's lock from images/airflow/requirements.in.
+lock: $(STAMP)
+	$(VENV)/bin/pip install --quiet uv==0.13.9
+	$(VENV)/bin/uv pip compile images/airflow/requirements.in --python-version 3.13 \
+	  --python-platform x86_64-unknown-linux-gnu --generate-hashes --no-header \
+	  -o images/airflow/requirements.lock

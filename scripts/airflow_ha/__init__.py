@@ -1,0 +1,1 @@
+"""Bring up, inspect and verify an Apache Airflow 3 cluster on Docker Compose."""

@@ -1,0 +1,5 @@
+import sys
+
+from airflow_ha.cli import main
+
+sys.exit(main())

@@ -1,0 +1,133 @@
+"""A small client of the Airflow 3 REST API (v2), for any Airflow 3 deployment.
+
+It logs in through `POST /auth/token` (the auth manager's token endpoint) and
+sends the token as a Bearer header, logging in again once if it expires.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from airflow_ha.errors import ClusterError
+
+JSON = dict[str, Any]
+
+
+class AirflowApiError(ClusterError):
+    """The API answered with an error, or could not be reached."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+
+class AirflowClient:
+    def __init__(self, base_url: str, credentials: Credentials, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self._timeout = timeout
+        self._session = requests.Session()
+        self._token: str | None = None
+
+    def _login(self) -> None:
+        response = self._send(
+            "POST",
+            "/auth/token",
+            json={"username": self._credentials.username, "password": self._credentials.password},
+            authenticated=False,
+        )
+        if response.status_code in (401, 403):
+            raise AirflowApiError(
+                f"login to {self.base_url} as {self._credentials.username!r} was refused "
+                f"(HTTP {response.status_code}): check the user and password"
+            )
+        self._raise_for_status(response, "POST /auth/token")
+        self._token = str(response.json()["access_token"])
+
+    def _send(
+        self, method: str, path: str, authenticated: bool = True, **kwargs: Any
+    ) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self._token}"} if authenticated else {}
+        try:
+            return self._session.request(
+                method, self.base_url + path, headers=headers, timeout=self._timeout, **kwargs
+            )
+        except requests.RequestException as error:
+            raise AirflowApiError(
+                f"cannot reach the Airflow API at {self.base_url}: {error}"
+            ) from None
+
+    @staticmethod
+    def _raise_for_status(response: requests.Response, what: str) -> None:
+        if response.status_code >= 400:
+            detail = response.text.strip().replace("\n", " ")[:300]
+            raise AirflowApiError(f"{what} failed with HTTP {response.status_code}: {detail}")
+
+    def request(
+        self, method: str, path: str, allow_404: bool = False, **kwargs: Any
+    ) -> JSON | None:
+        if self._token is None:
+            self._login()
+        response = self._send(method, path, **kwargs)
+        if response.status_code == 401:
+            self._login()
+            response = self._send(method, path, **kwargs)
+        if allow_404 and response.status_code == 404:
+            return None
+        self._raise_for_status(response, f"{method} {path}")
+        result: JSON = response.json() if response.content else {}
+        return result
+
+    def _get(self, path: str, **params: Any) -> JSON:
+        return self.request("GET", path, params=params) or {}
+
+    def _paged(self, path: str, key: str, **params: Any) -> list[JSON]:
+        items: list[JSON] = []
+        while True:
+            page = self._get(path, limit=100, offset=len(items), **params)
+            batch = page.get(key, [])
+            items.extend(batch)
+            if not batch or len(items) >= int(page.get("total_entries", 0)):
+                return items
+
+    def health(self) -> JSON:
+        return self._get("/api/v2/monitor/health")
+
+    def import_errors(self) -> list[JSON]:
+        return self._paged("/api/v2/importErrors", "import_errors")
+
+    def dag(self, dag_id: str) -> JSON | None:
+        return self.request("GET", f"/api/v2/dags/{quote(dag_id, safe='')}", allow_404=True)
+
+    def dags_tagged(self, tag: str) -> list[JSON]:
+        return self._paged("/api/v2/dags", "dags", tags=tag)
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.request("PATCH", f"/api/v2/dags/{quote(dag_id, safe='')}", json={"is_paused": paused})
+
+    def trigger(self, dag_id: str, conf: JSON | None = None) -> JSON:
+        body = {"logical_date": None, "conf": conf or {}}
+        return (
+            self.request("POST", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", json=body) or {}
+        )
+
+    def dag_run(self, dag_id: str, run_id: str) -> JSON:
+        return self._get(f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[JSON]:
+        return self._paged(
+            f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances",
+            "task_instances",
+        )
+
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        path = (
+            f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
+            f"/taskInstances/{quote(task_id, safe='')}/xcomEntries/{quote(key, safe='')}"
+        )
+        entry = self._get(path, deserialize="true")
+        return entry.get("value")

@@ -1,0 +1,59 @@
+"""Command line entry point: parse, dispatch, and turn known errors into one line."""
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from python_on_whales.exceptions import DockerException
+
+from airflow_ha.commands import build, clean, credentials, down, logs, status, up, verify
+from airflow_ha.context import Context
+from airflow_ha.errors import ClusterError, ExitCode
+from airflow_ha.paths import DEFAULT_ENV_FILE
+
+COMMANDS = (up, down, clean, status, logs, verify, credentials, build)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit with ExitCode.USAGE."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="airflow-ha", description=__doc__)
+    parser.add_argument(
+        "--env-file", type=Path, default=DEFAULT_ENV_FILE, help="settings file (default: ./.env)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    ctx = Context(env_file=args.env_file, verbose=args.verbose)
+    try:
+        return int(args.run(args, ctx))
+    except ClusterError as error:
+        if error.details:
+            print(error.details, file=sys.stderr)
+        print(f"airflow-ha: error: {error}", file=sys.stderr)
+        if args.verbose:
+            traceback.print_exc()
+        return int(error.exit_code)
+    except DockerException as error:
+        command = " ".join(error.docker_command[:3])
+        print(f"airflow-ha: error: `{command} ...` exited {error.return_code}", file=sys.stderr)
+        if args.verbose:
+            traceback.print_exc()
+        return int(ExitCode.DOCKER)
+    except KeyboardInterrupt:
+        print("airflow-ha: interrupted", file=sys.stderr)
+        return 130

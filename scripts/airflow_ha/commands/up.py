@@ -1,0 +1,40 @@
+"""`up`: create .env if needed, build images, start the cluster, wait for health."""
+
+import argparse
+
+from airflow_ha.console import Progress
+from airflow_ha.context import Context
+from airflow_ha.envfile import create_env_file
+from airflow_ha.images import ImageBuilder
+from airflow_ha.paths import ENV_EXAMPLE
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = subparsers.add_parser(
+        "up", help="create .env, build images, start and wait for health"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600, help="seconds to wait for health (default 600)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    progress = Progress()
+    if create_env_file(ctx.env_file, ENV_EXAMPLE):
+        progress(f"created {ctx.env_file} with freshly generated secrets (mode 0600)")
+    stack = ctx.stack
+    stack.check_ports_free()
+    progress("images")
+    images = ImageBuilder(stack.docker, ctx.settings, progress).ensure_all()
+    ctx.save_images(images)
+    stack = ctx.stack
+    progress(f"starting project {stack.project}")
+    stack.up()
+    states = stack.wait_healthy(args.timeout, progress)
+    running = sum(1 for s in states if s.state == "running")
+    progress(f"{running} containers running and healthy")
+    print(f"Airflow UI and REST API: {stack.url('api-server', 8080)}")
+    print(f"Flower:                  {stack.url('flower', 5555)}  (user: flower)")
+    print("Credentials:             make credentials")
+    return 0

@@ -1,0 +1,126 @@
+"""The cluster's settings: the keys of .env, as one typed model validated once."""
+
+import base64
+import binascii
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated
+
+from dotenv import dotenv_values
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from airflow_ha.errors import ConfigError
+
+_SAFE_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,}$")
+_PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+_USER_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _safe_secret(value: str) -> str:
+    # Secrets end up in connection URLs and shell commands: keep them to
+    # characters that need no quoting anywhere.
+    if not _SAFE_SECRET.fullmatch(value):
+        raise ValueError(
+            "must be at least 16 characters of A-Z a-z 0-9 _ - "
+            "(empty? delete .env and run `make up` to generate one)"
+        )
+    return value
+
+
+def _fernet_key(value: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(value.encode())
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise ValueError("must be 32 url-safe base64-encoded bytes (a Fernet key)")
+    return value
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"must be {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _ip_address(value: str) -> str:
+    ipaddress.ip_address(value)
+    return value
+
+
+Secret = Annotated[str, AfterValidator(_safe_secret)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+ImageRef = Annotated[str, _matching(_IMAGE_REF, "an image reference such as name:tag")]
+
+
+class Settings(BaseModel):
+    """Every key of .env; .env.example documents each one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    compose_project_name: Annotated[
+        str, _matching(_PROJECT_NAME, "lower-case letters, digits, _ and -")
+    ] = Field(alias="COMPOSE_PROJECT_NAME")
+    bind_address: Annotated[str, AfterValidator(_ip_address)] = Field(alias="BIND_ADDRESS")
+    airflow_api_port: Port = Field(alias="AIRFLOW_API_PORT")
+    flower_port: Port = Field(alias="FLOWER_PORT")
+    airflow_worker_replicas: int = Field(alias="AIRFLOW_WORKER_REPLICAS", ge=0, le=64)
+    airflow_worker_concurrency: int = Field(alias="AIRFLOW_WORKER_CONCURRENCY", ge=1, le=256)
+    airflow_admin_user: Annotated[str, _matching(_USER_NAME, "letters, digits, _ . and -")] = Field(
+        alias="AIRFLOW_ADMIN_USER"
+    )
+    airflow_admin_password: Secret = Field(alias="AIRFLOW_ADMIN_PASSWORD")
+    airflow_fernet_key: Annotated[str, AfterValidator(_fernet_key)] = Field(
+        alias="AIRFLOW_FERNET_KEY"
+    )
+    airflow_jwt_secret: Secret = Field(alias="AIRFLOW_JWT_SECRET")
+    airflow_api_secret_key: Secret = Field(alias="AIRFLOW_API_SECRET_KEY")
+    mysql_root_password: Secret = Field(alias="MYSQL_ROOT_PASSWORD")
+    mysql_password: Secret = Field(alias="MYSQL_PASSWORD")
+    redis_password: Secret = Field(alias="REDIS_PASSWORD")
+    flower_password: Secret = Field(alias="FLOWER_PASSWORD")
+    airflow_image: ImageRef = Field(alias="AIRFLOW_IMAGE")
+    mysql_image: ImageRef = Field(alias="MYSQL_IMAGE")
+    redis_image: ImageRef = Field(alias="REDIS_IMAGE")
+    debian_image: ImageRef = Field(alias="DEBIAN_IMAGE")
+    build_extra_ca_certs: str = Field(alias="BUILD_EXTRA_CA_CERTS")
+
+    @property
+    def extra_ca_certs_dir(self) -> Path | None:
+        return Path(self.build_extra_ca_certs) if self.build_extra_ca_certs else None
+
+
+SECRET_KEYS: tuple[str, ...] = tuple(
+    str(field.alias)
+    for field in Settings.model_fields.values()
+    if field.alias
+    and (field.alias.endswith(("_PASSWORD", "_SECRET", "_SECRET_KEY")) or "FERNET" in field.alias)
+)
+
+
+def parse_settings(values: dict[str, str | None], source: str) -> Settings:
+    """Validate raw key/value pairs; the error names every bad key, on one line."""
+    try:
+        return Settings.model_validate({k: v if v is not None else "" for k, v in values.items()})
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            key = ".".join(str(part) for part in item["loc"]) or "(file)"
+            if item["type"] == "missing":
+                problems.append(f"{key} is missing")
+            elif item["type"] == "extra_forbidden":
+                problems.append(f"{key} is not a known setting")
+            else:
+                problems.append(f"{key} {item['msg'].removeprefix('Value error, ')}")
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def load_settings(env_file: Path) -> Settings:
+    if not env_file.is_file():
+        raise ConfigError(f"{env_file} does not exist: run `make up` to create it")
+    return parse_settings(dotenv_values(env_file), str(env_file))

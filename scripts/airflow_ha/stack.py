@@ -1,0 +1,172 @@
+"""The running Compose project: start, wait for health, report, stop."""
+
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from python_on_whales import Container, DockerClient
+from python_on_whales.exceptions import DockerException
+
+from airflow_ha.console import Progress
+from airflow_ha.docker_host import compose_client
+from airflow_ha.errors import ClusterError, ConfigError, TimeoutExpiredError
+from airflow_ha.settings import Settings
+
+SERVICE_LABEL = "com.docker.compose.service"
+ONE_SHOT_SERVICES = frozenset({"airflow-init"})
+LOG_LINES_ON_FAILURE = 25
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """One container of the project, as `status` shows it."""
+
+    service: str
+    container: str
+    hostname: str
+    state: str
+    health: str
+    exit_code: int | None
+
+    @property
+    def ready(self) -> bool:
+        if self.service in ONE_SHOT_SERVICES:
+            return self.state == "exited" and self.exit_code == 0
+        return self.state == "running" and self.health in ("healthy", "-")
+
+    @property
+    def failed(self) -> bool:
+        return self.service in ONE_SHOT_SERVICES and self.state == "exited" and self.exit_code != 0
+
+    @property
+    def label(self) -> str:
+        if self.service in ONE_SHOT_SERVICES and self.state == "exited":
+            return f"exited ({self.exit_code})"
+        return self.state if self.health == "-" else f"{self.state}, {self.health}"
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    setting: str
+    service: str
+    container_port: int
+    host_port: int
+
+
+def _service_state(container: Container) -> ServiceState:
+    state = container.state
+    health = state.health.status if state.health is not None and state.health.status else "-"
+    return ServiceState(
+        service=(container.config.labels or {}).get(SERVICE_LABEL, "?"),
+        container=container.name,
+        hostname=container.config.hostname or "",
+        state=state.status or "?",
+        health=health,
+        exit_code=state.exit_code,
+    )
+
+
+class Stack:
+    """One Compose project of the cluster."""
+
+    def __init__(self, settings: Settings, env_files: list[Path]) -> None:
+        self.settings = settings
+        self.docker: DockerClient = compose_client(settings.compose_project_name, env_files)
+
+    @property
+    def project(self) -> str:
+        return self.settings.compose_project_name
+
+    def published_ports(self) -> list[PublishedPort]:
+        return [
+            PublishedPort("AIRFLOW_API_PORT", "api-server", 8080, self.settings.airflow_api_port),
+            PublishedPort("FLOWER_PORT", "flower", 5555, self.settings.flower_port),
+        ]
+
+    def services(self) -> list[ServiceState]:
+        states = [_service_state(c) for c in self.docker.compose.ps(all=True)]
+        return sorted(states, key=lambda s: (s.service, s.container))
+
+    def is_running(self) -> bool:
+        return any(s.state == "running" for s in self.services())
+
+    def check_ports_free(self) -> None:
+        """Refuse to start when a configured host port is taken by something else."""
+        for port in self.published_ports():
+            if port.host_port == 0 or self._publishes(port):
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((self.settings.bind_address, port.host_port))
+                except OSError:
+                    raise ConfigError(
+                        f"port {port.host_port} on {self.settings.bind_address} is already in use; "
+                        f"free it or set {port.setting} in .env (0 picks a free port)"
+                    ) from None
+
+    def _publishes(self, port: PublishedPort) -> bool:
+        try:
+            _, host_port = self.docker.compose.port(port.service, port.container_port)
+        except DockerException:
+            return False
+        return host_port == port.host_port
+
+    def url(self, service: str, container_port: int) -> str:
+        try:
+            host, port = self.docker.compose.port(service, container_port)
+        except DockerException:
+            raise ClusterError(
+                f"{service} is not running in project {self.project}: run `make up`"
+            ) from None
+        if port is None:
+            raise ClusterError(
+                f"{service} publishes no port {container_port} in project {self.project}"
+            )
+        if host in (None, "0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return f"http://{host}:{port}"
+
+    def up(self) -> None:
+        self.docker.compose.up(detach=True, no_build=True, remove_orphans=True)
+
+    def wait_healthy(self, timeout: float, progress: Progress) -> list[ServiceState]:
+        """Wait until every container is healthy (one-shots: exited 0), showing changes."""
+        deadline = time.monotonic() + timeout
+        seen: dict[str, str] = {}
+        while True:
+            states = self.services()
+            for state in states:
+                if seen.get(state.container) != state.label:
+                    seen[state.container] = state.label
+                    progress(f"{state.container}: {state.label}")
+            failed = [s for s in states if s.failed]
+            if failed:
+                raise ClusterError(
+                    f"{failed[0].service} failed with exit code {failed[0].exit_code}",
+                    details=self.last_logs([failed[0].service]),
+                )
+            if states and all(s.ready for s in states):
+                return states
+            if time.monotonic() > deadline:
+                waiting = [s for s in states if not s.ready]
+                names = ", ".join(f"{s.container} ({s.label})" for s in waiting)
+                raise TimeoutExpiredError(
+                    f"not healthy after {timeout:.0f} s: {names or 'no containers'}",
+                    details=self.last_logs(sorted({s.service for s in waiting})),
+                )
+            time.sleep(2)
+
+    def last_logs(self, services: list[str]) -> str:
+        chunks = []
+        for service in services:
+            try:
+                text = self.docker.compose.logs(services=[service], tail=str(LOG_LINES_ON_FAILURE))
+            except DockerException as error:
+                text = f"(no logs: {error})"
+            chunks.append(f"--- last {LOG_LINES_ON_FAILURE} log lines of {service} ---\n{text}")
+        return "\n".join(chunks)
+
+    def down(self, remove_volumes: bool = False) -> None:
+        self.docker.compose.down(remove_orphans=True, volumes=remove_volumes)
