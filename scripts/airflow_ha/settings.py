@@ -11,6 +11,7 @@ from dotenv import dotenv_values
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from airflow_ha.errors import ConfigError
+from airflow_ha.paths import REPO_ROOT
 
 _SAFE_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,}$")
 _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -48,6 +49,12 @@ def _matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _existing_dir(value: str) -> str:
+    if not (REPO_ROOT / value).is_dir():
+        raise ValueError(f"{value} is not a directory")
+    return value
+
+
 def _ip_address(value: str) -> str:
     ipaddress.ip_address(value)
     return value
@@ -69,6 +76,9 @@ class Settings(BaseModel):
     bind_address: Annotated[str, AfterValidator(_ip_address)] = Field(alias="BIND_ADDRESS")
     airflow_api_port: Port = Field(alias="AIRFLOW_API_PORT")
     flower_port: Port = Field(alias="FLOWER_PORT")
+    airflow_dags_dir: Annotated[str, AfterValidator(_existing_dir)] = Field(
+        alias="AIRFLOW_DAGS_DIR"
+    )
     airflow_worker_replicas: int = Field(alias="AIRFLOW_WORKER_REPLICAS", ge=0, le=64)
     airflow_worker_concurrency: int = Field(alias="AIRFLOW_WORKER_CONCURRENCY", ge=1, le=256)
     airflow_admin_user: Annotated[str, _matching(_USER_NAME, "letters, digits, _ . and -")] = Field(

@@ -1,0 +1,128 @@
+"""End-to-end tests against a real cluster (see conftest.py)."""
+
+import socket
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from airflow_ha.errors import ExitCode
+from airflow_ha.verify import run_dags
+
+from .conftest import Cluster, run_cli, write_env_file
+
+pytestmark = pytest.mark.integration
+
+FANOUT_DAG = "example_fanout_xcom"
+FANOUT_TOTAL = sum(i * i for i in range(8))
+
+
+def test_every_service_is_healthy(cluster: Cluster) -> None:
+    result = cluster.cli("status")
+    assert result.code == 0, str(result)
+    services = {s.service for s in cluster.stack.services()}
+    assert services == {
+        "mysql", "redis", "airflow-init", "api-server", "scheduler",
+        "dag-processor", "triggerer", "worker", "flower",
+    }  # fmt: skip
+    workers = [s for s in cluster.stack.services() if s.service == "worker"]
+    assert len(workers) == cluster.settings.airflow_worker_replicas
+
+
+def test_verify_runs_the_example_dags(cluster: Cluster) -> None:
+    result = cluster.cli("verify", "--timeout", "300")
+    assert result.code == 0, str(result)
+    assert "2 of 2 DAG runs succeeded" in result.stdout
+    assert FANOUT_DAG in result.stdout
+    assert "example_deferrable" in result.stdout
+
+
+def test_xcom_value_and_worker_hosts_through_the_api(cluster: Cluster) -> None:
+    [run] = run_dags(cluster.client, [FANOUT_DAG], timeout=300, log=print)
+    assert run.state == "success", run
+    assert cluster.client.xcom_value(FANOUT_DAG, run.run_id, "total") == FANOUT_TOTAL
+
+    worker_hosts = {s.hostname for s in cluster.stack.services() if s.service == "worker"}
+    task_hosts = {t.hostname for t in run.tasks}
+    assert task_hosts <= worker_hosts, (task_hosts, worker_hosts)
+    mapped_hosts = {t.hostname for t in run.tasks if t.task_id == "square"}
+    assert len(mapped_hosts) >= 2, f"the fan-out ran on one worker only: {mapped_hosts}"
+
+
+def test_a_dag_file_added_after_start_is_verified(cluster: Cluster) -> None:
+    dag_id = f"added_later_{uuid.uuid4().hex[:6]}"
+    dag_file = cluster.dags_dir / f"{dag_id}.py"
+    dag_file.write_text(
+        textwrap.dedent(
+            f"""
+            from datetime import datetime
+            from airflow.sdk import dag, task
+
+            @dag(dag_id="{dag_id}", schedule=None, start_date=datetime(2026, 1, 1))
+            def added_later():
+                @task
+                def hello() -> str:
+                    return "hello"
+                hello()
+
+            added_later()
+            """
+        )
+    )
+    dag_file.chmod(0o644)
+    result = cluster.cli("verify", "--dag", dag_id, "--discover-timeout", "60")
+    assert result.code == 0, str(result)
+    assert "1 of 1 DAG runs succeeded" in result.stdout
+
+
+def test_an_unknown_dag_fails_with_one_clear_line(cluster: Cluster) -> None:
+    result = cluster.cli("verify", "--dag", "no_such_dag", "--discover-timeout", "15")
+    assert result.code == ExitCode.VERIFY, str(result)
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("airflow-ha: error: DAG no_such_dag did not appear"), str(result)
+
+
+def test_up_on_a_running_cluster_changes_nothing(cluster: Cluster) -> None:
+    def running() -> dict[str, str]:
+        return {
+            c.name: f"{c.id}@{c.state.started_at}"
+            for c in cluster.stack.docker.compose.ps()
+            if c.state.status == "running"
+        }
+
+    before = running()
+    result = cluster.cli("up", "--timeout", "300")
+    assert result.code == 0, str(result)
+    assert running() == before
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(cluster: Cluster, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        project = f"afha-port-{uuid.uuid4().hex[:6]}"
+        env_file = write_env_file(
+            tmp_path, COMPOSE_PROJECT_NAME=project, AIRFLOW_API_PORT=str(port), FLOWER_PORT="0"
+        )
+        result = run_cli(env_file, "up")
+    assert result.code == ExitCode.CONFIG, str(result)
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert (
+        cluster.stack.docker.container.list(
+            all=True, filters=[("label", f"com.docker.compose.project={project}")]
+        )
+        == []
+    )
+
+
+def test_down_keeps_the_data(cluster: Cluster) -> None:
+    [run] = run_dags(cluster.client, ["example_deferrable"], timeout=300, log=print)
+    assert run.state == "success"
+    assert cluster.cli("down").code == 0
+    assert cluster.stack.services() == []
+    result = cluster.cli("up", "--timeout", "600")
+    assert result.code == 0, str(result)
+    cluster.client.base_url = cluster.stack.url("api-server", 8080)
+    assert cluster.client.dag_run("example_deferrable", run.run_id)["state"] == "success"
