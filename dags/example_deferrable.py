@@ -19,7 +19,9 @@ from airflow.sdk import dag, task
     doc_md=__doc__,
 )
 def example_deferrable() -> None:
-    wait = WaitSensor(task_id="wait_on_triggerer", time_to_wait=timedelta(seconds=5), deferrable=True)
+    wait = WaitSensor(
+        task_id="wait_on_triggerer", time_to_wait=timedelta(seconds=5), deferrable=True
+    )
 
     @task
     def after_wait() -> str:

@@ -46,7 +46,10 @@ class AirflowClient:
                 f"(HTTP {response.status_code}): check the user and password"
             )
         self._raise_for_status(response, "POST /auth/token")
-        self._token = str(response.json()["access_token"])
+        token = self._json(response, "POST /auth/token").get("access_token")
+        if not token:
+            raise AirflowApiError(f"POST /auth/token at {self.base_url} returned no access_token")
+        self._token = str(token)
 
     def _send(
         self, method: str, path: str, authenticated: bool = True, **kwargs: Any
@@ -79,7 +82,18 @@ class AirflowClient:
         if allow_404 and response.status_code == 404:
             return None
         self._raise_for_status(response, f"{method} {path}")
-        result: JSON = response.json() if response.content else {}
+        return self._json(response, f"{method} {path}") if response.content else {}
+
+    @staticmethod
+    def _json(response: requests.Response, what: str) -> JSON:
+        try:
+            result = response.json()
+        except ValueError:
+            raise AirflowApiError(
+                f"{what} did not answer with JSON: {response.text[:200]!r}"
+            ) from None
+        if not isinstance(result, dict):
+            raise AirflowApiError(f"{what} answered with {type(result).__name__}, not an object")
         return result
 
     def _get(self, path: str, **params: Any) -> JSON:

@@ -49,8 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         return int(error.exit_code)
     except DockerException as error:
-        command = " ".join(error.docker_command[:3])
-        print(f"airflow-ha: error: `{command} ...` exited {error.return_code}", file=sys.stderr)
+        # Docker's own explanation comes first; the last line stays the one-line summary.
+        print("\n".join((error.stderr or "").strip().splitlines()[-10:]), file=sys.stderr)
+        what = error.docker_command[1] if len(error.docker_command) > 1 else "command"
+        print(
+            f"airflow-ha: error: docker {what} failed (exit {error.return_code})", file=sys.stderr
+        )
         if args.verbose:
             traceback.print_exc()
         return int(ExitCode.DOCKER)

@@ -72,7 +72,9 @@ def sync_extra_ca_certs(source: Path | None, context: Path) -> int:
         return 0
     certs = sorted(source.rglob("*.crt"))
     for cert in certs:
-        shutil.copyfile(cert, target / cert.name)
+        # Flattened relative path: two a.crt in different subfolders both survive.
+        flat_name = "_".join(cert.relative_to(source).parts)
+        shutil.copyfile(cert, target / flat_name)
     return len(certs)
 
 

@@ -1,0 +1,331 @@
+"""verify.py: DAG discovery, runs and the report, against a fake API client."""
+
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from airflow_ha import verify
+from airflow_ha.airflow_api import JSON, AirflowClient
+from airflow_ha.errors import ExitCode, VerificationError
+from airflow_ha.verify import (
+    EXAMPLE_TAG,
+    RunResult,
+    TaskResult,
+    check_import_errors,
+    format_report,
+    run_dags,
+    wait_for_dags,
+)
+
+
+@pytest.fixture(autouse=True)
+def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verify, "POLL_SECONDS", 0.01)
+
+
+class FakeClient(AirflowClient):
+    """Canned answers for the calls verify.py makes; never any HTTP."""
+
+    MAX_CALLS = 1000  # a loop that never ends fails the test instead of hanging it
+
+    def __init__(
+        self,
+        *,
+        import_errors: Iterable[JSON] = (),
+        dags: Iterable[str] = (),
+        dag_appears_after: int = 0,
+        tagged: Iterable[str] = (),
+        run_states: dict[str, list[str]] | None = None,
+        task_instances: dict[str, list[JSON]] | None = None,
+    ) -> None:
+        # No super().__init__(): no session, no URL.
+        self._import_errors = list(import_errors)
+        self._dags = set(dags)
+        self._dag_appears_after = dag_appears_after
+        self._tagged = list(tagged)
+        self._run_states = {k: list(v) for k, v in (run_states or {}).items()}
+        self._task_instances = task_instances or {}
+        self.calls: list[tuple[Any, ...]] = []
+
+    def _call(self, *call: Any) -> None:
+        if len(self.calls) >= self.MAX_CALLS:
+            raise AssertionError(f"polled forever: {len(self.calls)} calls")
+        self.calls.append(call)
+
+    def request(self, method: str, path: str, allow_404: bool = False, **kwargs: Any) -> None:
+        raise AssertionError(f"unexpected HTTP request {method} {path}")
+
+    def import_errors(self) -> list[JSON]:
+        self._call("import_errors")
+        return self._import_errors
+
+    def dag(self, dag_id: str) -> JSON | None:
+        self._call("dag", dag_id)
+        lookups = sum(1 for call in self.calls if call[0] == "dag")
+        if dag_id in self._dags and lookups > self._dag_appears_after:
+            return {"dag_id": dag_id}
+        return None
+
+    def dags_tagged(self, tag: str) -> list[JSON]:
+        self._call("dags_tagged", tag)
+        return [{"dag_id": d, "tags": [{"name": tag}]} for d in self._tagged]
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self._call("set_paused", dag_id, paused)
+
+    def trigger(self, dag_id: str, conf: JSON | None = None) -> JSON:
+        self._call("trigger", dag_id)
+        return {"dag_run_id": f"manual__{dag_id}", "state": "queued", "dag_id": dag_id}
+
+    def dag_run(self, dag_id: str, run_id: str) -> JSON:
+        self._call("dag_run", dag_id, run_id)
+        states = self._run_states[dag_id]
+        state = states.pop(0) if len(states) > 1 else states[0]
+        return {"dag_id": dag_id, "dag_run_id": run_id, "state": state}
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[JSON]:
+        self._call("task_instances", dag_id, run_id)
+        return self._task_instances.get(dag_id, [])
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, message: str) -> None:
+        self.lines.append(message)
+
+
+# --- TaskResult -------------------------------------------------------------
+
+
+def test_task_result_from_a_full_api_answer() -> None:
+    task = TaskResult.from_api(
+        {
+            "task_id": "square",
+            "map_index": 3,
+            "state": "success",
+            "try_number": 2,
+            "duration": 1.25,
+            "hostname": "worker-2",
+            "extra": "ignored",
+        }
+    )
+    assert task == TaskResult("square", 3, "success", 2, 1.25, "worker-2")
+    assert task.name == "square[3]"
+
+
+def test_task_result_without_duration_and_hostname() -> None:
+    task = TaskResult.from_api(
+        {"task_id": "wait", "map_index": -1, "state": None, "duration": None, "hostname": None}
+    )
+    assert task == TaskResult("wait", -1, "none", 0, None, "")
+    assert task.name == "wait"
+
+
+def test_task_result_with_only_a_task_id() -> None:
+    task = TaskResult.from_api({"task_id": "t"})
+    assert task == TaskResult("t", -1, "none", 0, None, "")
+
+
+def test_task_result_converts_types() -> None:
+    task = TaskResult.from_api({"task_id": 7, "map_index": "0", "try_number": "1", "duration": 3})
+    assert task.task_id == "7"
+    assert task.map_index == 0
+    assert task.name == "7[0]"
+    assert task.try_number == 1
+    assert task.duration == 3.0
+
+
+def test_map_index_zero_is_a_mapped_task() -> None:
+    assert TaskResult("square", 0, "success", 1, None, "").name == "square[0]"
+
+
+# --- format_report ------------------------------------------------------------
+
+
+def test_format_report_columns_and_summary() -> None:
+    runs = [
+        RunResult(
+            "dag_a",
+            "r1",
+            "success",
+            [
+                TaskResult("extract", -1, "success", 1, 12.34, "worker-1"),
+                TaskResult("square", 3, "up_for_retry", 2, None, ""),
+            ],
+        ),
+        RunResult("dag_b", "r2", "failed"),
+    ]
+    expected = (
+        "DAG    RUN STATE  TASK       STATE         TRY  DURATION  WORKER HOST\n"
+        "dag_a  success    extract    success       1    12.3s     worker-1\n"
+        "dag_a  success    square[3]  up_for_retry  2    -         -\n"
+        "dag_b  failed     -          -             -    -         -\n"
+        "1 of 2 DAG runs succeeded"
+    )
+    assert format_report(runs) == expected
+
+
+def test_format_report_counts_only_success() -> None:
+    runs = [RunResult("a", "1", "success"), RunResult("b", "2", "running")]
+    runs += [RunResult("c", "3", "success"), RunResult("d", "4", "failed")]
+    assert format_report(runs).endswith("\n2 of 4 DAG runs succeeded")
+
+
+def test_format_report_of_nothing() -> None:
+    report = format_report([])
+    assert report.splitlines() == [
+        "DAG  RUN STATE  TASK  STATE  TRY  DURATION  WORKER HOST",
+        "0 of 0 DAG runs succeeded",
+    ]
+
+
+def test_run_result_succeeded() -> None:
+    assert RunResult("d", "r", "success").succeeded
+    assert not RunResult("d", "r", "failed").succeeded
+    assert not RunResult("d", "r").succeeded  # queued
+
+
+# --- check_import_errors ------------------------------------------------------
+
+
+def test_no_import_errors_passes() -> None:
+    check_import_errors(FakeClient())
+
+
+def test_import_errors_list_every_file_once() -> None:
+    client = FakeClient(
+        import_errors=[
+            {"filename": "/opt/airflow/dags/b.py", "stack_trace": "SyntaxError: b"},
+            {"filename": "/opt/airflow/dags/a.py", "stack_trace": "NameError: a"},
+            {"filename": "/opt/airflow/dags/b.py", "stack_trace": "ImportError: b2"},
+        ]
+    )
+    with pytest.raises(VerificationError) as caught:
+        check_import_errors(client)
+    error = caught.value
+    assert str(error) == (
+        "3 DAG import error(s) in: /opt/airflow/dags/a.py, /opt/airflow/dags/b.py"
+    )
+    assert error.exit_code == ExitCode.VERIFY
+    for trace in ("SyntaxError: b", "NameError: a", "ImportError: b2"):
+        assert trace in error.details
+
+
+# --- wait_for_dags ------------------------------------------------------------
+
+
+def test_wait_returns_named_dags_that_exist() -> None:
+    log = Log()
+    client = FakeClient(dags=["one", "two"])
+    assert wait_for_dags(client, ["one", "two"], timeout=5, log=log) == ["one", "two"]
+    assert log.lines == []
+
+
+def test_wait_stops_at_once_on_import_errors() -> None:
+    client = FakeClient(import_errors=[{"filename": "broken.py"}], dags=["one"])
+    with pytest.raises(VerificationError, match=r"1 DAG import error\(s\) in: broken\.py"):
+        wait_for_dags(client, ["one"], timeout=60, log=Log())
+    assert client.calls == [("import_errors",)]
+
+
+def test_wait_names_the_dag_that_never_appears() -> None:
+    log = Log()
+    client = FakeClient(dags=["present"])
+    with pytest.raises(VerificationError) as caught:
+        wait_for_dags(client, ["present", "ghost"], timeout=0.2, log=log)
+
+    message = str(caught.value)
+    assert message.startswith("DAG ghost did not appear within 0 s")
+    assert "present" not in message
+    assert "\n" not in message
+    assert caught.value.exit_code == ExitCode.VERIFY
+    ghost_lookups = [call for call in client.calls if call == ("dag", "ghost")]
+    assert len(ghost_lookups) >= 2, "it gave up without polling again"
+    assert log.lines == ["waiting for the dag-processor to parse ghost"]  # announced once
+
+
+def test_wait_polls_until_the_dag_is_parsed() -> None:
+    log = Log()
+    client = FakeClient(dags=["late"], dag_appears_after=3)
+    assert wait_for_dags(client, ["late"], timeout=5, log=log) == ["late"]
+    assert client.calls.count(("dag", "late")) == 4
+    assert client.calls.count(("import_errors",)) == 4  # checked on every round
+    assert log.lines == ["waiting for the dag-processor to parse late"]
+
+
+def test_wait_without_dag_ids_finds_the_example_dags_sorted() -> None:
+    client = FakeClient(tagged=["zeta", "alpha"])
+    assert wait_for_dags(client, [], timeout=5, log=Log()) == ["alpha", "zeta"]
+    assert ("dags_tagged", EXAMPLE_TAG) in client.calls
+
+
+def test_wait_without_dag_ids_and_no_example_dags() -> None:
+    with pytest.raises(VerificationError, match=f"any DAG tagged '{EXAMPLE_TAG}'"):
+        wait_for_dags(FakeClient(), [], timeout=0.03, log=Log())
+
+
+# --- run_dags -----------------------------------------------------------------
+
+
+def test_run_dags_unpauses_triggers_waits_and_collects_tasks() -> None:
+    log = Log()
+    client = FakeClient(
+        run_states={"dag_a": ["running", "running", "success"], "dag_b": ["failed"]},
+        task_instances={
+            "dag_a": [
+                {"task_id": "square", "map_index": 10, "state": "success", "hostname": "w1"},
+                {"task_id": "square", "map_index": 2, "state": "success", "hostname": "w2"},
+                {"task_id": "total", "map_index": -1, "state": "success", "hostname": "w1"},
+                {"task_id": "extract", "map_index": -1, "state": "success", "duration": 0.5},
+            ],
+        },
+    )
+
+    runs = run_dags(client, ["dag_a", "dag_b"], timeout=5, log=log)
+
+    assert [(r.dag_id, r.run_id, r.state) for r in runs] == [
+        ("dag_a", "manual__dag_a", "success"),
+        ("dag_b", "manual__dag_b", "failed"),
+    ]
+    assert [t.name for t in runs[0].tasks] == ["extract", "square[2]", "square[10]", "total"]
+    assert runs[0].tasks[0].duration == 0.5
+    assert runs[1].tasks == []
+    # Each DAG is unpaused before it is triggered.
+    assert client.calls[:4] == [
+        ("set_paused", "dag_a", False),
+        ("trigger", "dag_a"),
+        ("set_paused", "dag_b", False),
+        ("trigger", "dag_b"),
+    ]
+    # A finished run is not polled again.
+    assert client.calls.count(("dag_run", "dag_b", "manual__dag_b")) == 1
+    assert client.calls.count(("dag_run", "dag_a", "manual__dag_a")) == 3
+    # State changes are logged once each.
+    assert log.lines == [
+        "dag_a: triggered run manual__dag_a",
+        "dag_b: triggered run manual__dag_b",
+        "dag_a: running",
+        "dag_b: failed",
+        "dag_a: success",
+    ]
+
+
+def test_run_dags_gives_up_at_the_timeout_and_still_reports() -> None:
+    client = FakeClient(
+        run_states={"slow": ["running"]},
+        task_instances={"slow": [{"task_id": "sleep", "state": "running"}]},
+    )
+    [run] = run_dags(client, ["slow"], timeout=0.05, log=Log())
+
+    assert run.state == "running"
+    assert not run.succeeded
+    assert [t.state for t in run.tasks] == ["running"]
+
+
+def test_verify_discovers_then_runs() -> None:
+    client = FakeClient(tagged=["example"], run_states={"example": ["success"]})
+    runs = verify.verify(client, [], timeout=5, discover_timeout=5, log=Log())
+    assert [(r.dag_id, r.state) for r in runs] == [("example", "success")]
