@@ -13,6 +13,11 @@ from airflow_ha.settings import Settings, load_settings
 from airflow_ha.stack import Stack
 
 
+def replica_variable(service: str) -> str:
+    """The Compose variable that holds a service's replica count."""
+    return f"{service.upper().replace('-', '_')}_REPLICAS"
+
+
 @dataclass
 class Context:
     env_file: Path
@@ -23,21 +28,23 @@ class Context:
         return load_settings(self.env_file)
 
     @property
-    def images_env_file(self) -> Path:
-        """Image names resolved by the last build (stand-ins or not), for Compose."""
-        return STATE_DIR / self.settings.compose_project_name / "images.env"
+    def derived_env_file(self) -> Path:
+        """Values the CLI derives for Compose: resolved images and replica counts."""
+        return STATE_DIR / self.settings.compose_project_name / "compose.env"
 
-    def save_images(self, images: ResolvedImages) -> None:
-        self.images_env_file.parent.mkdir(parents=True, exist_ok=True)
-        lines = [f"{key}={value}" for key, value in images.as_env().items()]
-        self.images_env_file.write_text("\n".join(lines) + "\n")
+    def save_derived(self, images: ResolvedImages) -> None:
+        values = images.as_env()
+        for service, count in self.settings.replicas.items():
+            values[replica_variable(service)] = str(count)
+        self.derived_env_file.parent.mkdir(parents=True, exist_ok=True)
+        self.derived_env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         self.__dict__.pop("stack", None)  # the next stack reads the new file
 
     @cached_property
     def stack(self) -> Stack:
         env_files = [self.env_file]
-        if self.images_env_file.is_file():
-            env_files.append(self.images_env_file)
+        if self.derived_env_file.is_file():
+            env_files.append(self.derived_env_file)
         stack = Stack(self.settings, env_files)
         check_docker(stack.docker)
         return stack

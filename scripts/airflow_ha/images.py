@@ -1,10 +1,10 @@
 """Make every image the cluster runs available, with or without a registry.
 
-The Airflow image is always built here. MySQL, Redis and the Debian base are
-taken as found locally, else pulled; where neither works (no registry, like a
+The Airflow image is always built here. MySQL, Redis, HAProxy and the Debian
+base are taken as found locally, else pulled; where neither works (no registry, like a
 sandboxed CI machine) a stand-in is built from Debian's packages: the Debian
-base by debootstrap + `docker import`, MySQL and Redis from images/mysql and
-images/redis on top of it. The resolved names are handed to Compose, so one
+base by debootstrap + `docker import`, MySQL, Redis and HAProxy from
+images/<name> on top of it. The resolved names are handed to Compose, so one
 Compose file serves both cases.
 """
 
@@ -30,6 +30,7 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 STANDIN_DEBIAN = "airflow-ha/debian-standin:trixie"
 STANDIN_MYSQL = "airflow-ha/mysql-standin:sid"
 STANDIN_REDIS = "airflow-ha/redis-standin:trixie"
+STANDIN_HAPROXY = "airflow-ha/haproxy-standin:trixie"
 CA_DIR_NAME = "ca-certificates"
 
 Log = Callable[[str], None]
@@ -40,6 +41,7 @@ class ResolvedImages:
     airflow: str
     mysql: str
     redis: str
+    haproxy: str
     debian: str
 
     def as_env(self) -> dict[str, str]:
@@ -47,6 +49,7 @@ class ResolvedImages:
             "AIRFLOW_IMAGE": self.airflow,
             "MYSQL_IMAGE": self.mysql,
             "REDIS_IMAGE": self.redis,
+            "HAPROXY_IMAGE": self.haproxy,
             "DEBIAN_IMAGE": self.debian,
         }
 
@@ -96,13 +99,22 @@ class ImageBuilder:
             STANDIN_REDIS,
             lambda: self._build(IMAGES_DIR / "redis", STANDIN_REDIS, {"BASE_IMAGE": debian}),
         )
+        haproxy = self._external(
+            self._settings.haproxy_image,
+            STANDIN_HAPROXY,
+            lambda: self._build(IMAGES_DIR / "haproxy", STANDIN_HAPROXY, {"BASE_IMAGE": debian}),
+        )
         airflow_context = IMAGES_DIR / "airflow"
         certs = sync_extra_ca_certs(self._settings.extra_ca_certs_dir, airflow_context)
         if certs:
             self._log(f"trusting {certs} extra CA certificate(s) in the Airflow image build")
         self._build(airflow_context, self._settings.airflow_image, {"BASE_IMAGE": debian})
         return ResolvedImages(
-            airflow=self._settings.airflow_image, mysql=mysql, redis=redis, debian=debian
+            airflow=self._settings.airflow_image,
+            mysql=mysql,
+            redis=redis,
+            haproxy=haproxy,
+            debian=debian,
         )
 
     def _external(self, wanted: str, standin: str, make_standin: Callable[[], None]) -> str:

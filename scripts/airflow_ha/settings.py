@@ -4,6 +4,7 @@ import base64
 import binascii
 import ipaddress
 import re
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -60,6 +61,18 @@ def _ip_address(value: str) -> str:
     return value
 
 
+class Topology(StrEnum):
+    HA = "ha"
+    SINGLE = "single"
+
+
+# Replicas of each scalable service. One dag-processor in both: two on one DAG
+# bundle would duplicate every parse.
+TOPOLOGY_REPLICAS: dict[Topology, dict[str, int]] = {
+    Topology.HA: {"scheduler": 2, "api-server": 2, "triggerer": 2, "worker": 2},
+    Topology.SINGLE: {"scheduler": 1, "api-server": 1, "triggerer": 1, "worker": 1},
+}
+
 Secret = Annotated[str, AfterValidator(_safe_secret)]
 Port = Annotated[int, Field(ge=0, le=65535)]
 ImageRef = Annotated[str, _matching(_IMAGE_REF, "an image reference such as name:tag")]
@@ -79,7 +92,7 @@ class Settings(BaseModel):
     airflow_dags_dir: Annotated[str, AfterValidator(_existing_dir)] = Field(
         alias="AIRFLOW_DAGS_DIR"
     )
-    airflow_worker_replicas: int = Field(alias="AIRFLOW_WORKER_REPLICAS", ge=0, le=64)
+    topology: Topology = Field(alias="TOPOLOGY")
     airflow_worker_concurrency: int = Field(alias="AIRFLOW_WORKER_CONCURRENCY", ge=1, le=256)
     airflow_admin_user: Annotated[str, _matching(_USER_NAME, "letters, digits, _ . and -")] = Field(
         alias="AIRFLOW_ADMIN_USER"
@@ -97,8 +110,14 @@ class Settings(BaseModel):
     airflow_image: ImageRef = Field(alias="AIRFLOW_IMAGE")
     mysql_image: ImageRef = Field(alias="MYSQL_IMAGE")
     redis_image: ImageRef = Field(alias="REDIS_IMAGE")
+    haproxy_image: ImageRef = Field(alias="HAPROXY_IMAGE")
     debian_image: ImageRef = Field(alias="DEBIAN_IMAGE")
     build_extra_ca_certs: str = Field(alias="BUILD_EXTRA_CA_CERTS")
+
+    @property
+    def replicas(self) -> dict[str, int]:
+        """Containers per scalable service, as the topology prescribes."""
+        return dict(TOPOLOGY_REPLICAS[self.topology])
 
     @property
     def extra_ca_certs_dir(self) -> Path | None:

@@ -80,7 +80,7 @@ class Stack:
 
     def published_ports(self) -> list[PublishedPort]:
         return [
-            PublishedPort("AIRFLOW_API_PORT", "api-server", 8080, self.settings.airflow_api_port),
+            PublishedPort("AIRFLOW_API_PORT", "lb", 8080, self.settings.airflow_api_port),
             PublishedPort("FLOWER_PORT", "flower", 5555, self.settings.flower_port),
         ]
 
@@ -112,6 +112,10 @@ class Stack:
         except DockerException:
             return False
         return host_port == port.host_port
+
+    def api_url(self) -> str:
+        """The UI / REST API, through the load balancer."""
+        return self.url("lb", 8080)
 
     def url(self, service: str, container_port: int) -> str:
         try:

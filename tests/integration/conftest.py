@@ -92,10 +92,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         result = run_cli(env_file, "up", "--timeout", str(UP_TIMEOUT_SECONDS))
         assert result.code == 0, f"`up` failed:\n{result}"
-        images_env = STATE_DIR / project / "images.env"
-        stack = Stack(settings, [env_file, images_env])
+        derived_env = STATE_DIR / project / "compose.env"
+        stack = Stack(settings, [env_file, derived_env])
         client = AirflowClient(
-            stack.url("api-server", 8080),
+            stack.api_url(),
             Credentials(settings.airflow_admin_user, settings.airflow_admin_password),
         )
         yield Cluster(env_file, dags_dir, settings, stack, client)

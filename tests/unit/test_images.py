@@ -151,11 +151,12 @@ def test_sync_with_a_file_as_source(tmp_path: Path, context: Path) -> None:
 
 
 def test_resolved_images_as_env() -> None:
-    images = ResolvedImages(airflow="a:1", mysql="m:2", redis="r:3", debian="d:4")
+    images = ResolvedImages(airflow="a:1", mysql="m:2", redis="r:3", haproxy="h:5", debian="d:4")
     assert images.as_env() == {
         "AIRFLOW_IMAGE": "a:1",
         "MYSQL_IMAGE": "m:2",
         "REDIS_IMAGE": "r:3",
+        "HAPROXY_IMAGE": "h:5",
         "DEBIAN_IMAGE": "d:4",
     }
 

@@ -33,6 +33,11 @@ def assert_names_only(error: ConfigError, bad: set[str], known: set[str]) -> str
     return message
 
 
+def test_single_topology_runs_one_of_each(valid_values: dict[str, str | None]) -> None:
+    settings = parse_settings({**valid_values, "TOPOLOGY": "single"}, SOURCE)
+    assert settings.replicas == {"scheduler": 1, "api-server": 1, "triggerer": 1, "worker": 1}
+
+
 def test_valid_values_give_typed_settings(valid_values: dict[str, str | None]) -> None:
     settings = parse_settings(valid_values, SOURCE)
 
@@ -40,7 +45,8 @@ def test_valid_values_give_typed_settings(valid_values: dict[str, str | None]) -
     assert settings.bind_address == "127.0.0.1"
     assert settings.airflow_api_port == 8080
     assert settings.flower_port == 5555
-    assert settings.airflow_worker_replicas == 2
+    assert settings.topology == "ha"
+    assert settings.replicas == {"scheduler": 2, "api-server": 2, "triggerer": 2, "worker": 2}
     assert settings.airflow_worker_concurrency == 4
     assert settings.airflow_admin_user == "admin"
     assert settings.airflow_admin_password == valid_values["AIRFLOW_ADMIN_PASSWORD"]
@@ -81,7 +87,7 @@ def test_secret_keys_are_the_passwords_and_signing_keys() -> None:
         ("AIRFLOW_API_PORT", "65535"),
         ("BIND_ADDRESS", "0.0.0.0"),
         ("BIND_ADDRESS", "::1"),
-        ("AIRFLOW_WORKER_REPLICAS", "0"),
+        ("TOPOLOGY", "single"),
         ("COMPOSE_PROJECT_NAME", "a1_b-2"),
         ("BUILD_EXTRA_CA_CERTS", ""),
         ("MYSQL_PASSWORD", "A-Za-z0-9_-xxxxx"),
@@ -137,10 +143,8 @@ def test_unknown_key_is_named(valid_values: dict[str, str | None]) -> None:
         pytest.param("COMPOSE_PROJECT_NAME", "Airflow-HA", "lower-case", id="project-upper"),
         pytest.param("COMPOSE_PROJECT_NAME", "-airflow", "lower-case", id="project-dash-first"),
         pytest.param("COMPOSE_PROJECT_NAME", "", "lower-case", id="project-empty"),
-        pytest.param("AIRFLOW_WORKER_REPLICAS", "-1", "greater than or equal to 0", id="replicas"),
-        pytest.param(
-            "AIRFLOW_WORKER_REPLICAS", "65", "less than or equal to 64", id="replicas-max"
-        ),
+        pytest.param("TOPOLOGY", "triple", "'ha' or 'single'", id="topology"),
+        pytest.param("TOPOLOGY", "", "'ha' or 'single'", id="topology-empty"),
         pytest.param("AIRFLOW_WORKER_CONCURRENCY", "0", "greater than or equal to 1", id="conc"),
         pytest.param("AIRFLOW_ADMIN_USER", "ad min", "letters, digits", id="user-space"),
         pytest.param("MYSQL_IMAGE", "mysql 8.4", "image reference", id="image-space"),

@@ -19,7 +19,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if create_env_file(ctx.env_file, ENV_EXAMPLE):
         progress(f"created {ctx.env_file} with freshly generated secrets (mode 0600)")
     images = ImageBuilder(ctx.docker, ctx.settings, progress).ensure_all()
-    ctx.save_images(images)
+    ctx.save_derived(images)
     for name, image in images.as_env().items():
         print(f"{name}={image}")
     return 0

@@ -27,14 +27,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     stack.check_ports_free()
     progress("images")
     images = ImageBuilder(stack.docker, ctx.settings, progress).ensure_all()
-    ctx.save_images(images)
+    ctx.save_derived(images)
     stack = ctx.stack
     progress(f"starting project {stack.project}")
     stack.up()
     states = stack.wait_healthy(args.timeout, progress)
     running = sum(1 for s in states if s.state == "running")
     progress(f"{running} containers running and healthy")
-    print(f"Airflow UI and REST API: {stack.url('api-server', 8080)}")
+    print(f"Airflow UI and REST API: {stack.api_url()}")
     print(f"Flower:                  {stack.url('flower', 5555)}  (user: flower)")
     print("Credentials:             make credentials")
     return 0

@@ -58,7 +58,7 @@ def client_for(args: argparse.Namespace, ctx: Context) -> AirflowClient:
         credentials = Credentials(
             ctx.settings.airflow_admin_user, ctx.settings.airflow_admin_password
         )
-    url = args.url or ctx.stack.url("api-server", 8080)
+    url = args.url or ctx.stack.api_url()
     return AirflowClient(url, credentials)
 
 
