@@ -1,6 +1,7 @@
 # Front door of the Airflow HA cluster: thin targets over the `airflow-ha` CLI
 # (scripts/airflow_ha). Every target first makes the scripts' virtualenv.
 #   make up | down | status | logs [SERVICE=x] | verify [DAG=id] | credentials
+#   make chaos [FAULT=name ...] [JSON=file]   fault injection with a recovery report
 #   make clean CONFIRM=yes     delete the cluster's volumes
 #   make test                  lint, type checks, unit and integration tests
 #   make unit-test             the tests that need no Docker
@@ -10,7 +11,7 @@ VENV := .venv
 CLI := $(VENV)/bin/airflow-ha
 STAMP := $(VENV)/.installed
 
-.PHONY: up down clean status logs verify credentials images test unit-test integration-test lint lock
+.PHONY: up down clean status logs verify chaos credentials images test unit-test integration-test lint lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,9 @@ logs: $(STAMP)
 
 verify: $(STAMP)
 	$(CLI) verify $(foreach d,$(DAG),--dag $(d))
+
+chaos: $(STAMP)
+	$(CLI) chaos $(foreach f,$(FAULT),--fault $(f)) $(if $(JSON),--json $(JSON))
 
 credentials: $(STAMP)
 	$(CLI) credentials

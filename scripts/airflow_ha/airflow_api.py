@@ -33,6 +33,10 @@ class AirflowClient:
         self._session = requests.Session()
         self._token: str | None = None
 
+    def clone(self) -> "AirflowClient":
+        """A new client for the same API and user (a requests.Session per thread)."""
+        return AirflowClient(self.base_url, self._credentials, self._timeout)
+
     def _login(self) -> None:
         response = self._send(
             "POST",

@@ -1,5 +1,6 @@
 """What every command needs: the settings, the Docker client and the stack."""
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -8,7 +9,7 @@ from python_on_whales import DockerClient
 
 from airflow_ha.docker_host import check_docker
 from airflow_ha.images import ResolvedImages
-from airflow_ha.paths import STATE_DIR
+from airflow_ha.paths import HAPROXY_CONFIG, STATE_DIR
 from airflow_ha.settings import Settings, load_settings
 from airflow_ha.stack import Stack
 
@@ -36,6 +37,11 @@ class Context:
         values = images.as_env()
         for service, count in self.settings.replicas.items():
             values[replica_variable(service)] = str(count)
+        # Compose cannot see a bind-mounted file change; a digest in lb's
+        # environment makes `up` recreate lb when haproxy.cfg changes.
+        values["HAPROXY_CONFIG_DIGEST"] = hashlib.sha256(HAPROXY_CONFIG.read_bytes()).hexdigest()[
+            :16
+        ]
         self.derived_env_file.parent.mkdir(parents=True, exist_ok=True)
         self.derived_env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         self.__dict__.pop("stack", None)  # the next stack reads the new file

@@ -2,13 +2,13 @@
 
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 
-from airflow_ha.console import Progress
 from airflow_ha.docker_host import compose_client
 from airflow_ha.errors import ClusterError, ConfigError, TimeoutExpiredError
 from airflow_ha.settings import Settings
@@ -135,7 +135,7 @@ class Stack:
     def up(self) -> None:
         self.docker.compose.up(detach=True, no_build=True, remove_orphans=True)
 
-    def wait_healthy(self, timeout: float, progress: Progress) -> list[ServiceState]:
+    def wait_healthy(self, timeout: float, progress: Callable[[str], None]) -> list[ServiceState]:
         """Wait until every container is healthy (one-shots: exited 0), showing changes."""
         deadline = time.monotonic() + timeout
         seen: dict[str, str] = {}

@@ -1,0 +1,80 @@
+"""The chaos workload: several runs of dags/chaos_workload.py, observed through the REST API."""
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from airflow_ha.airflow_api import JSON, AirflowClient
+from airflow_ha.errors import VerificationError
+
+DAG_ID = "chaos_workload"
+FINISHED = frozenset({"success", "failed"})
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class TaskSnapshot:
+    run_id: str
+    task_id: str
+    map_index: int
+    state: str
+    try_number: int
+    start: datetime | None
+    hostname: str
+    triggerer_host: str
+    triggerer_job_id: int | None
+
+    @classmethod
+    def from_api(cls, ti: JSON) -> "TaskSnapshot":
+        triggerer = ti.get("triggerer_job") or {}
+        return cls(
+            run_id=str(ti["dag_run_id"]),
+            task_id=str(ti["task_id"]),
+            map_index=int(ti.get("map_index", -1)),
+            state=str(ti.get("state") or "none"),
+            try_number=int(ti.get("try_number") or 0),
+            start=parse_time(ti.get("start_date")),
+            hostname=str(ti.get("hostname") or ""),
+            triggerer_host=str(triggerer.get("hostname") or ""),
+            triggerer_job_id=int(triggerer["id"]) if triggerer.get("id") is not None else None,
+        )
+
+
+class Workload:
+    """Runs of the chaos DAG, triggered together and watched until they end."""
+
+    def __init__(self, client: AirflowClient, runs: int) -> None:
+        self.client = client
+        self.runs = runs
+        self.run_ids: list[str] = []
+
+    def start(self, discover_timeout: float = 90) -> None:
+        deadline = time.monotonic() + discover_timeout
+        while self.client.dag(DAG_ID) is None:
+            if time.monotonic() > deadline:
+                raise VerificationError(
+                    f"DAG {DAG_ID} is not parsed: is dags/chaos_workload.py mounted?"
+                )
+            time.sleep(2)
+        self.client.set_paused(DAG_ID, paused=False)
+        self.run_ids = [str(self.client.trigger(DAG_ID)["dag_run_id"]) for _ in range(self.runs)]
+
+    def run_states(self) -> dict[str, str]:
+        return {run: str(self.client.dag_run(DAG_ID, run)["state"]) for run in self.run_ids}
+
+    def tasks(self) -> list[TaskSnapshot]:
+        return [
+            TaskSnapshot.from_api(ti)
+            for run in self.run_ids
+            for ti in self.client.task_instances(DAG_ID, run)
+        ]
+
+    def finished(self) -> bool:
+        return all(state in FINISHED for state in self.run_states().values())
