@@ -549,7 +549,7 @@ LONG_VICTIM = snapshot("long", hostname="w1", try_number=1, start=at(-20), run_i
 
 
 def follow(tasks: list[TaskSnapshot], details: dict[str, float | int | str]) -> None:
-    runner._follow_victim(LONG_VICTIM, tasks, FAULT_AT, details)
+    runner._follow_victim(LONG_VICTIM, tasks, FAULT_AT, details, observed_at=at(30))
 
 
 def test_follow_victim_records_a_retry_after_the_fault() -> None:
@@ -562,6 +562,7 @@ def test_follow_victim_records_a_retry_after_the_fault() -> None:
     assert details == {
         "victim_final_state": "running",
         "victim_tries": 2,
+        "loss_detected_s": 30.0,
         "retry_started_s": 27.4,
         "retry_host": "w2",
     }
@@ -605,6 +606,7 @@ def test_follow_victim_keeps_the_first_retry_but_the_latest_state() -> None:
     assert details == {
         "victim_final_state": "success",
         "victim_tries": 3,
+        "loss_detected_s": 30.0,
         "retry_started_s": 25.0,
         "retry_host": "w2",
     }
@@ -817,6 +819,9 @@ def test_run_fault_measures_a_worker_kill_on_fakes() -> None:
     assert 0 <= result.container_back_s < 5
     assert result.next_task_start_s == 1.0
     assert result.max_start_gap_s == 3.0
+    loss_detected_s = result.details.pop("loss_detected_s")
+    assert isinstance(loss_detected_s, float)
+    assert 0 <= loss_detected_s < 5
     assert result.details == {
         "victim_final_state": "success",
         "victim_tries": 2,

@@ -178,7 +178,7 @@ def test_detail_of_worker_kill_with_a_retry() -> None:
             "retry_host": "9e8d7c6b5a41",
         },
     )
-    assert detail(r) == "killed task retried after 27.4 s on 9e8d7c6b5a41"
+    assert detail(r) == "retried after 27.4 s on 9e8d7c6b5a41"
 
 
 def test_detail_of_worker_kill_without_a_retry_falls_back_to_the_final_state() -> None:

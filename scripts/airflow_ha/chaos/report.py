@@ -17,8 +17,10 @@ def _detail(result: FaultResult) -> str:
     parts = []
     if "api_requests" in d:
         parts.append(f"{d['api_failed']} of {d['api_requests']} API requests failed")
+    if "loss_detected_s" in d:
+        parts.append(f"killed try failed after {d['loss_detected_s']} s")
     if "retry_started_s" in d:
-        parts.append(f"killed task retried after {d['retry_started_s']} s on {d['retry_host']}")
+        parts.append(f"retried after {d['retry_started_s']} s on {d['retry_host']}")
     elif result.fault.startswith("worker"):
         parts.append(
             f"killed task: {d.get('victim_final_state', '?')}, try {d.get('victim_tries', '?')}"

@@ -70,7 +70,10 @@ def _follow_victim(
     tasks: list[TaskSnapshot],
     at: datetime,
     details: dict[str, float | int | str],
+    observed_at: datetime | None = None,
 ) -> None:
+    """Record what became of the victim task; `observed_at` is when `tasks` were read."""
+    seen = observed_at or now()
     current = next(
         (
             t
@@ -84,6 +87,13 @@ def _follow_victim(
         return
     details["victim_final_state"] = current.state
     details["victim_tries"] = current.try_number
+    if (
+        victim.task_id == "long"
+        and "loss_detected_s" not in details
+        and (current.try_number > victim.try_number or current.state in ("up_for_retry", "failed"))
+    ):
+        # Airflow failed the killed try (heartbeat timeout): the part the config controls.
+        details["loss_detected_s"] = round((seen - at).total_seconds(), 1)
     retried = (
         current.try_number > victim.try_number and current.start is not None and current.start > at
     )
@@ -95,7 +105,7 @@ def _follow_victim(
         # A new triggerer job (possibly the restarted container, same hostname).
         moved = current.triggerer_job_id not in (None, victim.triggerer_job_id)
         if moved or current.state != "deferred":
-            details["trigger_moved_s"] = round((now() - at).total_seconds(), 1)
+            details["trigger_moved_s"] = round((seen - at).total_seconds(), 1)
             details["new_triggerer"] = current.triggerer_host or "-"
 
 
