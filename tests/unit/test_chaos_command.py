@@ -136,7 +136,7 @@ def test_malformed_arguments_are_argparse_errors(
 
 def test_defaults() -> None:
     args = cli.build_parser().parse_args(["chaos"])
-    assert (args.fault, args.runs, args.timeout, args.json) == ([], 3, 600.0, None)
+    assert (args.fault, args.runs, args.timeout, args.json) == ([], 3, 900.0, None)
 
 
 # --- with a fake stack and runner -----------------------------------------------------------
@@ -226,7 +226,7 @@ def test_runs_the_default_faults_and_prints_the_table(
     assert cli.main(["--env-file", str(env_file), "chaos"]) == 0
 
     assert fake_runner.calls == [
-        Call(DEFAULT_FAULTS, 3, 600.0, "http://127.0.0.1:18080", "chaos-admin")
+        Call(DEFAULT_FAULTS, 3, 900.0, "http://127.0.0.1:18080", "chaos-admin")
     ]
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:2] == ["FAULT", "TARGET"]

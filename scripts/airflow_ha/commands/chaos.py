@@ -32,8 +32,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser.add_argument(
         "--timeout",
         type=float,
-        default=600,
-        help="seconds per fault for runs to finish (default 600)",
+        default=900,
+        help="seconds per fault for runs to finish (default 900)",
     )
     parser.set_defaults(run=run)
 
