@@ -88,15 +88,13 @@ class Stack:
         states = [_service_state(c) for c in self.docker.compose.ps(all=True)]
         return sorted(states, key=lambda s: (s.service, s.container))
 
-    def is_running(self) -> bool:
-        return any(s.state == "running" for s in self.services())
-
     def check_ports_free(self) -> None:
         """Refuse to start when a configured host port is taken by something else."""
         for port in self.published_ports():
             if port.host_port == 0 or self._publishes(port):
                 continue
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            family = socket.AF_INET6 if ":" in self.settings.bind_address else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     probe.bind((self.settings.bind_address, port.host_port))

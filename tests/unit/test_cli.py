@@ -96,7 +96,7 @@ def test_unknown_command(capsys: pytest.CaptureFixture[str], no_stack: None) -> 
         (["verify", "--timeout", "0"], "verify: error: argument --timeout: must be positive: '0'"),
         (["verify", "--discover-timeout", "x"], "verify: error: argument --discover-timeout: "),
         (["verify", "--timeout"], "verify: error: argument --timeout: expected one argument"),
-        (["up", "--timeout", "soon"], "up: error: argument --timeout: invalid float value: 'soon'"),
+        (["up", "--timeout", "soon"], "up: error: argument --timeout: not a number: 'soon'"),
         (["clean", "--force"], ": error: unrecognized arguments: --force"),
     ],
 )

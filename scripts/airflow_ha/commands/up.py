@@ -2,6 +2,7 @@
 
 import argparse
 
+from airflow_ha.argtypes import positive_seconds
 from airflow_ha.console import Progress
 from airflow_ha.context import Context
 from airflow_ha.envfile import create_env_file
@@ -14,7 +15,10 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "up", help="create .env, build images, start and wait for health"
     )
     parser.add_argument(
-        "--timeout", type=float, default=600, help="seconds to wait for health (default 600)"
+        "--timeout",
+        type=positive_seconds,
+        default=600,
+        help="seconds to wait for health (default 600)",
     )
     parser.set_defaults(run=run)
 

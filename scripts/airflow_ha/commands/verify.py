@@ -4,22 +4,13 @@ import argparse
 import os
 
 from airflow_ha.airflow_api import AirflowClient, Credentials
+from airflow_ha.argtypes import positive_seconds
 from airflow_ha.console import Progress
 from airflow_ha.context import Context
 from airflow_ha.errors import UsageError, VerificationError
 from airflow_ha.verify import format_report, verify
 
 PASSWORD_ENV = "AIRFLOW_PASSWORD"
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -30,11 +21,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--dag", action="append", default=[], metavar="ID", help="DAG id (repeatable)"
     )
     parser.add_argument(
-        "--timeout", type=_positive, default=600, help="seconds for the runs to finish"
+        "--timeout", type=positive_seconds, default=600, help="seconds for the runs to finish"
     )
     parser.add_argument(
         "--discover-timeout",
-        type=_positive,
+        type=positive_seconds,
         default=90,
         help="seconds to wait for a DAG to be parsed (default 90)",
     )
