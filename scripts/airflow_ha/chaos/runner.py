@@ -3,6 +3,7 @@
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -127,10 +128,12 @@ def run_fault(
     victim = _victim(fault, target, tasks)
     details: dict[str, float | int | str] = {}
     probe = ApiProbe(client) if fault.service == "api-server" else None
-    with probe or contextlib.nullcontext():
+    # The fault runs in a thread: a partition lasts 40 s, and the workload is
+    # watched meanwhile (when the lost task is failed, when it is retried).
+    with probe or contextlib.nullcontext(), ThreadPoolExecutor(1) as injector:
         fault_at = now()
         log(f"{fault.name}: {fault.description}: {target.name}")
-        fault.inject(stack, container)
+        injection = injector.submit(fault.inject, stack, container)
         back_s: float | None = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -139,13 +142,18 @@ def run_fault(
                 finished = workload.finished()
             except AirflowApiError as error:
                 # Expected while MySQL restarts: the API cannot answer without it.
-                details["api_unavailable_polls"] = int(details.get("api_unavailable_polls", 0)) + 1
-                log(f"{fault.name}: API not answering yet ({error})")
+                unavailable = int(details.get("api_unavailable_polls", 0)) + 1
+                details["api_unavailable_polls"] = unavailable
+                if unavailable == 1:
+                    log(f"{fault.name}: API not answering; waiting ({str(error)[:80]})")
                 time.sleep(1)
                 continue
             if victim is not None:
                 _follow_victim(victim, tasks, fault_at, details)
-            if back_s is None and _container_back(stack, fault, target, fault_at):
+            injected = injection.done()
+            if injected:
+                injection.result()  # re-raise a failed injection
+            if back_s is None and injected and _container_back(stack, fault, target, fault_at):
                 back_s = round((now() - fault_at).total_seconds(), 1)
                 log(f"{fault.name}: {target.name} healthy again after {back_s} s")
             if back_s is not None and finished:
