@@ -843,6 +843,7 @@ def test_run_fault_waits_out_an_unavailable_api(monkeypatch: pytest.MonkeyPatch)
     result, lines, _ = run_worker_kill(client)
 
     assert result.details["api_unavailable_polls"] == 3
+    assert isinstance(result.details["api_back_s"], float)  # first answer after the outage
     assert slept == [1, 1, 1]  # one pause per failed poll, none once all is back
     not_answering = [line for line in lines if "API not answering" in line]
     assert len(not_answering) == 1  # said once per outage, not once per poll

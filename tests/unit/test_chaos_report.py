@@ -275,3 +275,8 @@ def test_write_json_replaces_the_previous_file(tmp_path: Path) -> None:
     write_json([result("a"), result("b")], path)
     write_json([result("c")], path)
     assert [r["fault"] for r in json.loads(path.read_text())] == ["c"]
+
+
+def test_detail_of_mysql_restart_gives_when_the_api_answered_again() -> None:
+    r = result("mysql-restart", details={"api_unavailable_polls": 4, "api_back_s": 9.5})
+    assert detail(r) == "REST API answered again after 9.5 s"

@@ -25,6 +25,8 @@ def _detail(result: FaultResult) -> str:
         parts.append(
             f"killed task: {d.get('victim_final_state', '?')}, try {d.get('victim_tries', '?')}"
         )
+    if "api_back_s" in d:
+        parts.append(f"REST API answered again after {d['api_back_s']} s")
     if "trigger_moved_s" in d:
         parts.append(f"trigger moved/resumed after {d['trigger_moved_s']} s")
     return "; ".join(parts)

@@ -148,6 +148,8 @@ def run_fault(
                     log(f"{fault.name}: API not answering; waiting ({str(error)[:80]})")
                 time.sleep(1)
                 continue
+            if "api_unavailable_polls" in details and "api_back_s" not in details:
+                details["api_back_s"] = round((now() - fault_at).total_seconds(), 1)
             if victim is not None:
                 _follow_victim(victim, tasks, fault_at, details)
             injected = injection.done()
