@@ -22,6 +22,11 @@ FANOUT_TOTAL = sum(i * i for i in range(8))
 def test_every_service_is_healthy(cluster: Cluster) -> None:
     result = cluster.cli("status")
     assert result.code == 0, str(result)
+    # Workers as Flower's authenticated API reports them: queue and concurrency.
+    worker_lines = [line for line in result.stdout.splitlines() if line.startswith("celery@")]
+    assert len(worker_lines) == 2, result.stdout
+    for line in worker_lines:
+        assert line.split()[1:3] == ["default", str(cluster.settings.airflow_worker_concurrency)]
     containers = Counter(s.service for s in cluster.stack.services())
     assert containers == {
         "mysql": 1, "redis": 1, "airflow-init": 1, "lb": 1, "dag-processor": 1, "flower": 1,
