@@ -34,11 +34,13 @@ def test_killing_a_scheduler_loses_no_run(cluster: Cluster) -> None:
 
 def test_killing_the_worker_of_a_running_task_retries_it(cluster: Cluster) -> None:
     result = inject(cluster, "worker-kill")
-    killed_host = next(s.hostname for s in cluster.stack.services() if s.container == result.target)
+    # Airflow failed the killed try (heartbeat timeout) and a new try succeeded:
+    # on the other worker, or on the killed one if its restart won the race
+    # (same hostname), which `make chaos` reports but this test must not forbid.
+    assert "loss_detected_s" in result.details, result
     assert result.details["victim_final_state"] == "success", result
     assert int(result.details["victim_tries"]) >= 2, result
     assert "retry_started_s" in result.details, result
-    assert result.details["retry_host"] != killed_host, result
     assert result.retries >= 1
 
 
