@@ -1,15 +1,15 @@
 """What every command needs: the settings, the Docker client and the stack."""
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from python_on_whales import DockerClient
-
 from airflow_ha.docker_host import check_docker
-from airflow_ha.images import ResolvedImages
-from airflow_ha.paths import HAPROXY_CONFIG, STATE_DIR
+from airflow_ha.envfile import create_env_file
+from airflow_ha.images import ImageBuilder, ResolvedImages
+from airflow_ha.paths import ENV_EXAMPLE, HAPROXY_CONFIG, STATE_DIR
 from airflow_ha.settings import Settings, load_settings
 from airflow_ha.stack import Stack
 
@@ -23,6 +23,16 @@ def replica_variable(service: str) -> str:
 class Context:
     env_file: Path
     verbose: bool = False
+
+    def create_env_file_if_missing(self, log: Callable[[str], None]) -> None:
+        if create_env_file(self.env_file, ENV_EXAMPLE):
+            log(f"created {self.env_file} with freshly generated secrets (mode 0600)")
+
+    def build_images(self, log: Callable[[str], None]) -> ResolvedImages:
+        """Make every image available and hand the resolved names to Compose."""
+        images = ImageBuilder(self.stack.docker, self.settings, log).ensure_all()
+        self.save_derived(images)
+        return images
 
     @cached_property
     def settings(self) -> Settings:
@@ -54,7 +64,3 @@ class Context:
         stack = Stack(self.settings, env_files)
         check_docker(stack.docker)
         return stack
-
-    @property
-    def docker(self) -> DockerClient:
-        return self.stack.docker

@@ -89,26 +89,19 @@ class ImageBuilder:
 
     def ensure_all(self) -> ResolvedImages:
         debian = self._external(self._settings.debian_image, STANDIN_DEBIAN, self._debootstrap)
-        mysql = self._external(
-            self._settings.mysql_image,
-            STANDIN_MYSQL,
-            lambda: self._build(IMAGES_DIR / "mysql", STANDIN_MYSQL, {"BASE_IMAGE": debian}),
-        )
-        redis = self._external(
-            self._settings.redis_image,
-            STANDIN_REDIS,
-            lambda: self._build(IMAGES_DIR / "redis", STANDIN_REDIS, {"BASE_IMAGE": debian}),
-        )
-        haproxy = self._external(
-            self._settings.haproxy_image,
-            STANDIN_HAPROXY,
-            lambda: self._build(IMAGES_DIR / "haproxy", STANDIN_HAPROXY, {"BASE_IMAGE": debian}),
-        )
+        base = {"BASE_IMAGE": debian}
+
+        def standin(name: str, wanted: str, tag: str) -> str:
+            return self._external(wanted, tag, lambda: self._build(IMAGES_DIR / name, tag, base))
+
+        mysql = standin("mysql", self._settings.mysql_image, STANDIN_MYSQL)
+        redis = standin("redis", self._settings.redis_image, STANDIN_REDIS)
+        haproxy = standin("haproxy", self._settings.haproxy_image, STANDIN_HAPROXY)
         airflow_context = IMAGES_DIR / "airflow"
         certs = sync_extra_ca_certs(self._settings.extra_ca_certs_dir, airflow_context)
         if certs:
             self._log(f"trusting {certs} extra CA certificate(s) in the Airflow image build")
-        self._build(airflow_context, self._settings.airflow_image, {"BASE_IMAGE": debian})
+        self._build(airflow_context, self._settings.airflow_image, base)
         return ResolvedImages(
             airflow=self._settings.airflow_image,
             mysql=mysql,

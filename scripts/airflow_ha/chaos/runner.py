@@ -95,12 +95,15 @@ def _follow_victim(
     ):
         # Airflow failed the killed try (heartbeat timeout): the part the config controls.
         details["loss_detected_s"] = round((seen - at).total_seconds(), 1)
-    retried = (
-        current.try_number > victim.try_number and current.start is not None and current.start > at
-    )
-    if victim.task_id == "long" and retried and "retry_started_s" not in details:
-        assert current.start is not None
-        details["retry_started_s"] = round((current.start - at).total_seconds(), 1)
+    start = current.start
+    if (
+        victim.task_id == "long"
+        and "retry_started_s" not in details
+        and current.try_number > victim.try_number
+        and start is not None
+        and start > at
+    ):
+        details["retry_started_s"] = round((start - at).total_seconds(), 1)
         details["retry_host"] = current.hostname
     if victim.task_id == "deferred" and "trigger_moved_s" not in details:
         # A new triggerer job (possibly the restarted container, same hostname).

@@ -5,9 +5,6 @@ import argparse
 from airflow_ha.argtypes import positive_seconds
 from airflow_ha.console import Progress
 from airflow_ha.context import Context
-from airflow_ha.envfile import create_env_file
-from airflow_ha.images import ImageBuilder
-from airflow_ha.paths import ENV_EXAMPLE
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -25,14 +22,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     progress = Progress()
-    if create_env_file(ctx.env_file, ENV_EXAMPLE):
-        progress(f"created {ctx.env_file} with freshly generated secrets (mode 0600)")
-    stack = ctx.stack
-    stack.check_ports_free()
+    ctx.create_env_file_if_missing(progress)
+    ctx.stack.check_ports_free()
     progress("images")
-    images = ImageBuilder(stack.docker, ctx.settings, progress).ensure_all()
-    ctx.save_derived(images)
-    stack = ctx.stack
+    ctx.build_images(progress)
+    stack = ctx.stack  # a new stack that reads the image names just resolved
     progress(f"starting project {stack.project}")
     stack.up()
     states = stack.wait_healthy(args.timeout, progress)
