@@ -67,10 +67,23 @@ class Topology(StrEnum):
 
 
 # Replicas of each scalable service. One dag-processor in both: two on one DAG
-# bundle would duplicate every parse.
+# bundle would duplicate every parse. One heavy worker in both: its queue's
+# tasks wait in Redis while it restarts, and `make scale` adds more.
 TOPOLOGY_REPLICAS: dict[Topology, dict[str, int]] = {
-    Topology.HA: {"scheduler": 2, "api-server": 2, "triggerer": 2, "worker": 2},
-    Topology.SINGLE: {"scheduler": 1, "api-server": 1, "triggerer": 1, "worker": 1},
+    Topology.HA: {
+        "scheduler": 2,
+        "api-server": 2,
+        "triggerer": 2,
+        "worker": 2,
+        "worker-heavy": 1,
+    },
+    Topology.SINGLE: {
+        "scheduler": 1,
+        "api-server": 1,
+        "triggerer": 1,
+        "worker": 1,
+        "worker-heavy": 1,
+    },
 }
 
 Secret = Annotated[str, AfterValidator(_safe_secret)]
@@ -94,6 +107,9 @@ class Settings(BaseModel):
     )
     topology: Topology = Field(alias="TOPOLOGY")
     airflow_worker_concurrency: int = Field(alias="AIRFLOW_WORKER_CONCURRENCY", ge=1, le=256)
+    airflow_heavy_worker_concurrency: int = Field(
+        alias="AIRFLOW_HEAVY_WORKER_CONCURRENCY", ge=1, le=256
+    )
     airflow_admin_user: Annotated[str, _matching(_USER_NAME, "letters, digits, _ . and -")] = Field(
         alias="AIRFLOW_ADMIN_USER"
     )
@@ -141,7 +157,7 @@ def parse_settings(values: dict[str, str | None], source: str) -> Settings:
         for item in error.errors():
             key = ".".join(str(part) for part in item["loc"]) or "(file)"
             if item["type"] == "missing":
-                problems.append(f"{key} is missing")
+                problems.append(f"{key} is missing (copy it from .env.example)")
             elif item["type"] == "extra_forbidden":
                 problems.append(f"{key} is not a known setting")
             else:

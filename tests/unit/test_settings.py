@@ -35,7 +35,13 @@ def assert_names_only(error: ConfigError, bad: set[str], known: set[str]) -> str
 
 def test_single_topology_runs_one_of_each(valid_values: dict[str, str | None]) -> None:
     settings = parse_settings({**valid_values, "TOPOLOGY": "single"}, SOURCE)
-    assert settings.replicas == {"scheduler": 1, "api-server": 1, "triggerer": 1, "worker": 1}
+    assert settings.replicas == {
+        "scheduler": 1,
+        "api-server": 1,
+        "triggerer": 1,
+        "worker": 1,
+        "worker-heavy": 1,
+    }
 
 
 def test_valid_values_give_typed_settings(valid_values: dict[str, str | None]) -> None:
@@ -46,7 +52,13 @@ def test_valid_values_give_typed_settings(valid_values: dict[str, str | None]) -
     assert settings.airflow_api_port == 8080
     assert settings.flower_port == 5555
     assert settings.topology == "ha"
-    assert settings.replicas == {"scheduler": 2, "api-server": 2, "triggerer": 2, "worker": 2}
+    assert settings.replicas == {
+        "scheduler": 2,
+        "api-server": 2,
+        "triggerer": 2,
+        "worker": 2,
+        "worker-heavy": 1,
+    }
     assert settings.airflow_worker_concurrency == 4
     assert settings.airflow_admin_user == "admin"
     assert settings.airflow_admin_password == valid_values["AIRFLOW_ADMIN_PASSWORD"]
