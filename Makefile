@@ -1,6 +1,7 @@
 # Front door of the Airflow HA cluster: thin targets over the `airflow-ha` CLI
 # (scripts/airflow_ha). Every target first makes the scripts' virtualenv.
 #   make up | down | status | logs [SERVICE=x] | verify [DAG=id] | credentials
+#   make scale WORKERS=N [QUEUE=heavy] [FORCE=yes]   resize a worker pool; drains on the way down
 #   make chaos [FAULT=name ...] [JSON=file]   fault injection with a recovery report
 #   make clean CONFIRM=yes     delete the cluster's volumes
 #   make test                  lint, type checks, unit and integration tests
@@ -11,7 +12,7 @@ VENV := .venv
 CLI := $(VENV)/bin/airflow-ha
 STAMP := $(VENV)/.installed
 
-.PHONY: up down clean status logs verify chaos credentials images test unit-test integration-test lint lock
+.PHONY: up down clean status scale logs verify chaos credentials images test unit-test integration-test lint lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,9 @@ clean: $(STAMP)
 
 status: $(STAMP)
 	$(CLI) status
+
+scale: $(STAMP)
+	$(CLI) scale $(WORKERS) $(if $(QUEUE),--queue $(QUEUE)) $(if $(filter yes,$(FORCE)),--force)
 
 logs: $(STAMP)
 	$(CLI) logs $(SERVICE)

@@ -142,6 +142,15 @@ class AirflowClient:
             "task_instances",
         )
 
+    def task_instances_where(
+        self, states: list[str], queues: list[str] | None = None
+    ) -> list[JSON]:
+        """Task instances of every DAG run in one of `states` (and of `queues`)."""
+        filters: dict[str, Any] = {"state": states}
+        if queues:
+            filters["queue"] = queues
+        return self._paged("/api/v2/dags/~/dagRuns/~/taskInstances", "task_instances", **filters)
+
     def xcom_value(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         path = (
             f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"

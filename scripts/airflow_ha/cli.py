@@ -9,12 +9,23 @@ from typing import NoReturn
 
 from python_on_whales.exceptions import DockerException
 
-from airflow_ha.commands import build, chaos, clean, credentials, down, logs, status, up, verify
+from airflow_ha.commands import (
+    build,
+    chaos,
+    clean,
+    credentials,
+    down,
+    logs,
+    scale,
+    status,
+    up,
+    verify,
+)
 from airflow_ha.context import Context
 from airflow_ha.errors import ClusterError, ExitCode
 from airflow_ha.paths import DEFAULT_ENV_FILE
 
-COMMANDS = (up, down, clean, status, logs, verify, chaos, credentials, build)
+COMMANDS = (up, down, clean, status, scale, logs, verify, chaos, credentials, build)
 
 
 class _Parser(argparse.ArgumentParser):

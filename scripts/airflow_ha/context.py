@@ -1,13 +1,19 @@
 """What every command needs: the settings, the Docker client and the stack."""
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from dotenv import dotenv_values
+
+from airflow_ha.airflow_api import AirflowClient, Credentials
 from airflow_ha.docker_host import check_docker
 from airflow_ha.envfile import create_env_file
+from airflow_ha.errors import ClusterError, ConfigError
+from airflow_ha.flower_api import FlowerClient
 from airflow_ha.images import ImageBuilder, ResolvedImages
 from airflow_ha.paths import ENV_EXAMPLE, HAPROXY_CONFIG, STATE_DIR
 from airflow_ha.settings import Settings, load_settings
@@ -39,19 +45,61 @@ class Context:
         return load_settings(self.env_file)
 
     @property
+    def state_dir(self) -> Path:
+        return STATE_DIR / self.settings.compose_project_name
+
+    @property
     def derived_env_file(self) -> Path:
         """Values the CLI derives for Compose: resolved images and replica counts."""
-        return STATE_DIR / self.settings.compose_project_name / "compose.env"
+        return self.state_dir / "compose.env"
+
+    @property
+    def scaled_file(self) -> Path:
+        """Pool sizes set by `scale`, which `up` keeps instead of the topology's."""
+        return self.state_dir / "scaled.json"
+
+    def scaled(self) -> dict[str, int]:
+        if not self.scaled_file.is_file():
+            return {}
+        try:
+            raw = json.loads(self.scaled_file.read_text())
+            return {str(k): int(v) for k, v in raw.items()}
+        except (ValueError, AttributeError, TypeError):
+            raise ConfigError(
+                f"{self.scaled_file} is damaged: delete it to use the topology's worker counts"
+            ) from None
+
+    @property
+    def replicas(self) -> dict[str, int]:
+        """Containers per scalable service: the topology's, then what `scale` set."""
+        return self.settings.replicas | self.scaled()
+
+    def record_scale(self, service: str, count: int) -> None:
+        """Remember a pool's size for later `up`s and hand it to Compose now."""
+        if not self.derived_env_file.is_file():
+            raise ClusterError(
+                f"project {self.settings.compose_project_name} was never started: run `make up`"
+            )
+        self.scaled_file.write_text(json.dumps(self.scaled() | {service: count}, indent=2) + "\n")
+        values = {k: v or "" for k, v in dotenv_values(self.derived_env_file).items()}
+        values[replica_variable(service)] = str(count)
+        self._write_derived(values)
+
+    def forget_scale(self) -> None:
+        self.scaled_file.unlink(missing_ok=True)
 
     def save_derived(self, images: ResolvedImages) -> None:
         values = images.as_env()
-        for service, count in self.settings.replicas.items():
+        for service, count in self.replicas.items():
             values[replica_variable(service)] = str(count)
         # Compose cannot see a bind-mounted file change; a digest in lb's
         # environment makes `up` recreate lb when haproxy.cfg changes.
         values["HAPROXY_CONFIG_DIGEST"] = hashlib.sha256(HAPROXY_CONFIG.read_bytes()).hexdigest()[
             :16
         ]
+        self._write_derived(values)
+
+    def _write_derived(self, values: dict[str, str]) -> None:
         self.derived_env_file.parent.mkdir(parents=True, exist_ok=True)
         self.derived_env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         self.__dict__.pop("stack", None)  # the next stack reads the new file
@@ -64,3 +112,13 @@ class Context:
         stack = Stack(self.settings, env_files)
         check_docker(stack.docker)
         return stack
+
+    def airflow_client(self) -> AirflowClient:
+        """The REST API of this project, through its load balancer, as .env's admin."""
+        credentials = Credentials(
+            self.settings.airflow_admin_user, self.settings.airflow_admin_password
+        )
+        return AirflowClient(self.stack.api_url(), credentials)
+
+    def flower_client(self) -> FlowerClient:
+        return FlowerClient(self.stack.url("flower", 5555), self.settings.flower_password)

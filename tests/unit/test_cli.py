@@ -3,6 +3,7 @@
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import NoReturn
 
 import pytest
@@ -98,6 +99,15 @@ def test_unknown_command(capsys: pytest.CaptureFixture[str], no_stack: None) -> 
         (["verify", "--timeout"], "verify: error: argument --timeout: expected one argument"),
         (["up", "--timeout", "soon"], "up: error: argument --timeout: not a number: 'soon'"),
         (["clean", "--force"], ": error: unrecognized arguments: --force"),
+        (["scale"], "scale: error: the following arguments are required: workers"),
+        (["scale", "three"], "scale: error: argument workers: not a whole number: 'three'"),
+        (["scale", "-1"], "scale: error: argument workers: must be between 0 and 16: '-1'"),
+        (["scale", "2.5"], "scale: error: argument workers: not a whole number: '2.5'"),
+        (["scale", "17"], "scale: error: argument workers: must be between 0 and 16: '17'"),
+        (
+            ["scale", "2", "--drain-timeout", "0"],
+            "scale: error: argument --drain-timeout: must be positive: '0'",
+        ),
     ],
 )
 def test_bad_arguments(
@@ -138,7 +148,7 @@ def test_clean_with_yes_removes_the_volumes(
 
     assert code == 0
     assert fake_stack.down_calls == [True]
-    assert "project unit-clean stopped and its volumes deleted" in capsys.readouterr().out
+    assert "project unit-clean stopped, its volumes deleted" in capsys.readouterr().out
 
 
 def test_down_keeps_the_volumes(
@@ -250,3 +260,30 @@ def test_credentials_prints_both_logins(
     out = capsys.readouterr().out
     assert f"user: admin  password: {admin}" in out
     assert f"user: flower  password: {flower}" in out
+
+
+def test_scale_of_an_unknown_queue_touches_nothing(
+    capsys: pytest.CaptureFixture[str], no_stack: None, valid_env_file: Path
+) -> None:
+    code = cli.main(["--env-file", str(valid_env_file), "scale", "2", "--queue", "gpu"])
+
+    assert code == 2  # ExitCode.USAGE
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert one_line(err) == (
+        "airflow-ha: error: unknown queue 'gpu': the worker pools serve default, heavy"
+    )
+
+
+def test_scale_of_a_stopped_cluster_says_to_start_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, valid_env_file: Path
+) -> None:
+    stack = SimpleNamespace(project="airflow-ha", services=list)
+    monkeypatch.setattr(Context, "stack", property(lambda self: stack))
+
+    code = cli.main(["--env-file", str(valid_env_file), "scale", "3"])
+
+    assert code == 1
+    assert one_line(capsys.readouterr().err) == (
+        "airflow-ha: error: project airflow-ha is not running: run `make up` first"
+    )

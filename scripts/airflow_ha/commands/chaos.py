@@ -3,7 +3,6 @@
 import argparse
 from pathlib import Path
 
-from airflow_ha.airflow_api import AirflowClient, Credentials
 from airflow_ha.chaos.faults import FAULTS
 from airflow_ha.chaos.report import format_table, write_json
 from airflow_ha.chaos.runner import run_all
@@ -49,11 +48,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.json is not None and not args.json.parent.is_dir():
         raise UsageError(f"--json: folder {args.json.parent} does not exist")
     faults = [FAULTS[name] for name in (args.fault or DEFAULT_FAULTS)]
-    settings = ctx.settings
-    client = AirflowClient(
-        ctx.stack.api_url(),
-        Credentials(settings.airflow_admin_user, settings.airflow_admin_password),
-    )
+    client = ctx.airflow_client()
     progress = Progress()
     results = []
     for result in run_all(faults, ctx.stack, client, args.runs, args.timeout, progress):

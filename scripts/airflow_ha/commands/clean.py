@@ -20,5 +20,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             "confirm with --yes (make clean CONFIRM=yes)"
         )
     ctx.stack.down(remove_volumes=True)
-    print(f"project {project} stopped and its volumes deleted")
+    ctx.forget_scale()
+    print(
+        f"project {project} stopped, its volumes deleted, "
+        f"its worker pools back to the {ctx.settings.topology} topology's sizes"
+    )
     return 0

@@ -4,7 +4,7 @@ import argparse
 
 from airflow_ha.console import table
 from airflow_ha.context import Context
-from airflow_ha.flower_api import FlowerApiError, FlowerClient
+from airflow_ha.flower_api import FlowerApiError
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -24,14 +24,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     print(table(rows))
     print()
     try:
-        flower = FlowerClient(ctx.stack.url("flower", 5555), ctx.settings.flower_password)
-        workers = flower.workers()
+        workers = ctx.flower_client().workers()
     except FlowerApiError as error:
         print(f"Celery workers: unknown ({error})")
     else:
-        worker_rows = [("CELERY WORKER", "QUEUES", "CONCURRENCY", "ACTIVE TASKS")]
-        worker_rows += [
-            (w.name, ",".join(w.queues), str(w.concurrency or "?"), str(w.active)) for w in workers
-        ]
+        containers = {s.hostname: s for s in states}
+        worker_rows = [("CELERY WORKER", "CONTAINER", "QUEUES", "CONCURRENCY", "ACTIVE TASKS")]
+        for w in workers:
+            container = containers.get(w.hostname)
+            worker_rows.append(
+                (
+                    w.name,
+                    container.container if container else "(not in this project)",
+                    ",".join(w.queues),
+                    str(w.concurrency or "?"),
+                    str(w.active),
+                )
+            )
         print(table(worker_rows))
     return 0 if all(s.ready for s in states) else 1

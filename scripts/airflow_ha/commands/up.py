@@ -24,6 +24,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     progress = Progress()
     ctx.create_env_file_if_missing(progress)
     ctx.stack.check_ports_free()
+    scaled = ctx.scaled()
+    if scaled:
+        sizes = ", ".join(f"{service} {count}" for service, count in sorted(scaled.items()))
+        progress(f"keeping the worker pool sizes set by `scale`: {sizes} (`clean` resets them)")
     progress("images")
     ctx.build_images(progress)
     stack = ctx.stack  # a new stack that reads the image names just resolved

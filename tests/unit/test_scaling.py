@@ -1,0 +1,254 @@
+"""PoolScaler's decisions against fake Docker, Flower and Airflow: who goes, when, and undo."""
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from airflow_ha.airflow_api import JSON, AirflowClient
+from airflow_ha.errors import TimeoutExpiredError, UsageError
+from airflow_ha.flower_api import FlowerClient, WorkerInfo
+from airflow_ha.pools import pool_for_queue
+from airflow_ha.scaling import NUMBER_LABEL, PoolContainer, PoolScaler, choose_to_remove, task_label
+from airflow_ha.stack import Stack
+
+
+def container(number: int) -> PoolContainer:
+    return PoolContainer(name=f"p-worker-{number}", hostname=f"host{number}", number=number)
+
+
+class FakeDocker:
+    """The slice of python-on-whales' DockerClient that PoolScaler uses."""
+
+    def __init__(self, numbers: list[int]) -> None:
+        self.running = {container(n).name: container(n) for n in numbers}
+        self.removed: list[str] = []
+        self.stopped_with: list[int | None] = []
+        self.compose = SimpleNamespace(ps=self._ps)
+        self.container = SimpleNamespace(stop=self._stop, remove=self._remove, logs=self._logs)
+
+    def _ps(self, services: list[str], all: bool) -> list[Any]:
+        assert services == ["worker"]
+        return [
+            SimpleNamespace(
+                name=c.name,
+                state=SimpleNamespace(status="running"),
+                config=SimpleNamespace(hostname=c.hostname, labels={NUMBER_LABEL: str(c.number)}),
+            )
+            for c in self.running.values()
+        ]
+
+    def _stop(self, name: str, time: int | None = None) -> None:
+        self.stopped_with.append(time)
+
+    def _remove(self, name: str) -> None:
+        del self.running[name]
+        self.removed.append(name)
+
+    def _logs(self, name: str, tail: int | None = None) -> str:
+        return f"log of {name}"
+
+
+@dataclass
+class FakeFlower:
+    """Each worker's busy count, lowered by one per inspection until zero."""
+
+    busy: dict[str, int]
+    draining: bool = True
+    calls: list[str] = field(default_factory=list)
+    interrupt_after: int | None = None
+
+    def worker(self, name: str) -> WorkerInfo | None:
+        if self.interrupt_after is not None:
+            self.interrupt_after -= 1
+            if self.interrupt_after < 0:
+                raise KeyboardInterrupt
+        if name not in self.busy:
+            return None
+        busy = self.busy[name]
+        if self.draining and any(c == f"cancel {name} default" for c in self.calls):
+            self.busy[name] = max(0, busy - 1)
+        return WorkerInfo(name, ("default",), 4, active=busy, reserved=0)
+
+    def queues_by_worker(self) -> dict[str, tuple[str, ...]]:
+        return {name: ("default",) for name in self.busy}
+
+    def cancel_consumer(self, name: str, queue: str) -> None:
+        self.calls.append(f"cancel {name} {queue}")
+
+    def add_consumer(self, name: str, queue: str) -> None:
+        self.calls.append(f"add {name} {queue}")
+
+
+@dataclass
+class FakeAirflow:
+    waiting: list[JSON] = field(default_factory=list)
+    running: list[JSON] = field(default_factory=list)
+    asked: list[tuple[list[str], list[str] | None]] = field(default_factory=list)
+
+    def task_instances_where(
+        self, states: list[str], queues: list[str] | None = None
+    ) -> list[JSON]:
+        self.asked.append((states, queues))
+        return self.running if states == ["running"] else self.waiting
+
+
+def make_scaler(
+    docker: FakeDocker, flower: FakeFlower, airflow: FakeAirflow | None = None
+) -> tuple[PoolScaler, list[str]]:
+    log: list[str] = []
+    scaler = PoolScaler(
+        cast(Stack, SimpleNamespace(docker=docker)),
+        pool_for_queue("default"),
+        cast(FlowerClient, flower),
+        cast(AirflowClient, airflow or FakeAirflow()),
+        log.append,
+        poll_seconds=0,
+    )
+    return scaler, log
+
+
+def test_the_least_busy_then_the_newest_go_first() -> None:
+    containers = [container(1), container(2), container(3), container(4)]
+    busy = {"celery@host1": 0, "celery@host2": 3, "celery@host3": 0, "celery@host4": 1}
+
+    chosen = choose_to_remove(containers, busy, 3)
+
+    assert [c.number for c in chosen] == [3, 1, 4]
+
+
+def test_a_worker_that_did_not_answer_goes_last() -> None:
+    containers = [container(1), container(2)]
+
+    chosen = choose_to_remove(containers, {"celery@host1": 5}, 1)
+
+    assert [c.number for c in chosen] == [1]
+
+
+def test_scale_down_drains_before_it_removes() -> None:
+    docker = FakeDocker([1, 2, 3])
+    flower = FakeFlower(busy={"celery@host1": 4, "celery@host2": 2, "celery@host3": 0})
+    scaler, log = make_scaler(docker, flower)
+
+    removed = scaler.drain_and_remove(1, timeout=10)
+
+    assert [c.name for c in removed] == ["p-worker-3", "p-worker-2"]
+    assert docker.removed == ["p-worker-3", "p-worker-2"]
+    assert list(docker.running) == ["p-worker-1"]
+    # Both stopped consuming before either was removed; the one that stays never did.
+    assert flower.calls == ["cancel celery@host3 default", "cancel celery@host2 default"]
+    assert flower.busy["celery@host2"] == 0
+    assert docker.stopped_with == [600, 600]
+    assert any(line.startswith("waiting for p-worker-2: 2 running") for line in log)
+
+
+def test_scale_down_shows_the_airflow_tasks_it_waits_for() -> None:
+    docker = FakeDocker([1, 2])
+    flower = FakeFlower(busy={"celery@host1": 0, "celery@host2": 1}, draining=False)
+    running = [
+        {
+            "dag_id": "d",
+            "task_id": "t",
+            "map_index": 3,
+            "state": "running",
+            "hostname": "host2",
+            "start_date": "2026-11-28T14:02:11.5Z",
+        }
+    ]
+    scaler, log = make_scaler(docker, flower, FakeAirflow(running=running))
+    with pytest.raises(TimeoutExpiredError):
+        scaler.drain_and_remove(0, timeout=0.05)
+
+    assert "waiting for p-worker-2: 1 running, 0 reserved d.t[3] since 14:02:11" in log
+
+
+def test_a_drain_that_times_out_leaves_the_workers_consuming_again() -> None:
+    docker = FakeDocker([1, 2, 3])
+    flower = FakeFlower(
+        busy={"celery@host1": 9, "celery@host2": 1, "celery@host3": 2}, draining=False
+    )
+    scaler, log = make_scaler(docker, flower)
+
+    with pytest.raises(TimeoutExpiredError, match=r"2 worker\(s\) still had tasks after 0 s"):
+        scaler.drain_and_remove(1, timeout=0.05)
+
+    assert docker.removed == []
+    assert flower.calls[-2:] == ["add celery@host2 default", "add celery@host3 default"]
+    assert "p-worker-2 consumes default again" in log
+
+
+def test_an_interrupted_drain_undoes_only_the_workers_still_there() -> None:
+    docker = FakeDocker([1, 2, 3])
+    flower = FakeFlower(busy={"celery@host1": 9, "celery@host2": 0, "celery@host3": 5})
+    # 3 inspections to choose, then host2 (idle: removed), host3, then Ctrl-C.
+    flower.interrupt_after = 5
+    scaler, _ = make_scaler(docker, flower)
+
+    with pytest.raises(KeyboardInterrupt):
+        scaler.drain_and_remove(1, timeout=10)
+
+    assert docker.removed == ["p-worker-2"]
+    assert flower.calls[-1] == "add celery@host3 default"
+    assert "add celery@host2 default" not in flower.calls
+
+
+def test_the_last_worker_is_kept_while_tasks_wait_for_its_queue() -> None:
+    waiting = [{"dag_id": "d", "task_id": "t", "map_index": i, "state": "queued"} for i in range(5)]
+    airflow = FakeAirflow(waiting=waiting)
+    scaler, _ = make_scaler(FakeDocker([1]), FakeFlower(busy={}), airflow)
+
+    with pytest.raises(UsageError) as caught:
+        scaler.refuse_emptying_with_waiting_tasks()
+
+    message = str(caught.value)
+    assert "refusing to remove the last worker of queue default: 5 task(s) wait" in message
+    assert "(d.t[0], d.t[1], d.t[2] and 2 more)" in message
+    assert "--force" in message
+    assert "\n" not in message
+    states, queues = airflow.asked[0]
+    assert "queued" in states
+    assert "scheduled" in states
+    assert queues == ["default"]
+
+
+def test_the_last_worker_may_go_when_nothing_waits() -> None:
+    scaler, _ = make_scaler(FakeDocker([1]), FakeFlower(busy={}), FakeAirflow())
+
+    scaler.refuse_emptying_with_waiting_tasks()
+
+
+def test_registration_timeout_names_the_missing_workers_with_their_logs() -> None:
+    docker = FakeDocker([1, 2, 3])
+    flower = FakeFlower(busy={"celery@host1": 0})
+    scaler, _ = make_scaler(docker, flower)
+
+    with pytest.raises(TimeoutExpiredError) as caught:
+        scaler.wait_registered(timeout=0.05)
+
+    assert str(caught.value) == (
+        "2 worker(s) did not register with Celery within 0 s: "
+        "p-worker-2 (celery@host2), p-worker-3 (celery@host3)"
+    )
+    assert "log of p-worker-3" in caught.value.details
+
+
+def test_registration_returns_once_every_container_consumes_the_queue() -> None:
+    docker = FakeDocker([1, 2])
+    flower = FakeFlower(busy={"celery@host1": 0, "celery@host2": 0})
+    scaler, log = make_scaler(docker, flower)
+
+    assert [c.number for c in scaler.wait_registered(timeout=1)] == [1, 2]
+    assert log == ["2 of 2 registered"]
+
+
+def test_task_label_of_a_queued_and_a_running_task() -> None:
+    assert task_label({"dag_id": "d", "task_id": "t", "map_index": -1, "state": "queued"}) == "d.t"
+    running = {
+        "dag_id": "d",
+        "task_id": "t",
+        "map_index": 0,
+        "state": "running",
+        "start_date": "2026-11-28T15:04:05+00:00",
+    }
+    assert task_label(running) == "d.t[0] since 15:04:05"
