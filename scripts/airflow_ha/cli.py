@@ -10,6 +10,7 @@ from typing import NoReturn
 from python_on_whales.exceptions import DockerException
 
 from airflow_ha.commands import (
+    bench,
     build,
     chaos,
     clean,
@@ -25,7 +26,7 @@ from airflow_ha.context import Context
 from airflow_ha.errors import ClusterError, ExitCode
 from airflow_ha.paths import DEFAULT_ENV_FILE
 
-COMMANDS = (up, down, clean, status, scale, logs, verify, chaos, credentials, build)
+COMMANDS = (up, down, clean, status, scale, logs, verify, chaos, bench, credentials, build)
 
 
 class _Parser(argparse.ArgumentParser):

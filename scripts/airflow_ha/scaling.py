@@ -11,10 +11,13 @@ time out or be interrupted, the workers still waiting consume again, so the
 pool is left as it was.
 """
 
+import fcntl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from python_on_whales import Container
 from python_on_whales.exceptions import DockerException
@@ -289,3 +292,59 @@ class PoolScaler:
                 f"--- last {LOG_LINES_ON_FAILURE} log lines of {container.name} ---\n{text}"
             )
         return "\n".join(chunks)
+
+
+def resize(
+    scaler: PoolScaler,
+    count: int,
+    record: Callable[[str, int], None],
+    timeout: float,
+    drain_timeout: float,
+    force: bool = False,
+) -> tuple[list[PoolContainer], set[str]]:
+    """Bring the pool to `count` workers; its containers after, and the new ones' names.
+
+    `record` remembers the pool's size (Context.record_scale): before starting
+    containers, and after removing them, whatever happened, so that Compose and
+    later `up`s agree with what runs.
+    """
+    pool = scaler.pool
+    before = scaler.containers()
+    scaler.log(f"pool {pool.service} (queue {pool.queue}): {len(before)} -> {count}")
+    new: set[str] = set()
+    if count > len(before):
+        record(pool.service, count)
+        new = scaler.start(count)
+        after = scaler.wait_registered(timeout)
+    elif count < len(before):
+        if count == 0 and not force:
+            scaler.refuse_emptying_with_waiting_tasks()
+        try:
+            scaler.drain_and_remove(count, drain_timeout)
+        finally:
+            record(pool.service, len(scaler.containers()))
+        after = scaler.containers()
+    else:
+        record(pool.service, count)
+        after = scaler.wait_registered(timeout)
+    registered = scaler.registered()
+    if len(registered) != count:
+        raise ClusterError(
+            f"Celery reports {len(registered)} worker(s) on queue {pool.queue}, "
+            f"{count} asked: " + (", ".join(sorted(registered)) or "none")
+        )
+    return after, new
+
+
+@contextmanager
+def one_scale_at_a_time(state_dir: Path) -> Iterator[None]:
+    """Two resizes of one project at once would fight over its workers."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / "scale.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ClusterError(
+                f"another `scale` of project {state_dir.name} is running: let it finish"
+            ) from None
+        yield

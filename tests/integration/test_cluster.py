@@ -23,23 +23,29 @@ def test_every_service_is_healthy(cluster: Cluster) -> None:
     result = cluster.cli("status")
     assert result.code == 0, str(result)
     # Workers as Flower's authenticated API reports them: queue and concurrency.
-    worker_lines = [line for line in result.stdout.splitlines() if line.startswith("celery@")]
-    assert len(worker_lines) == 2, result.stdout
-    for line in worker_lines:
-        assert line.split()[1:3] == ["default", str(cluster.settings.airflow_worker_concurrency)]
+    # Columns: worker, container, queues, concurrency, active tasks.
+    worker_lines = [
+        line.split() for line in result.stdout.splitlines() if line.startswith("celery@")
+    ]
+    pools = Counter((line[2], line[3]) for line in worker_lines)
+    assert pools == {
+        ("default", str(cluster.settings.airflow_worker_concurrency)): 2,
+        ("heavy", str(cluster.settings.airflow_heavy_worker_concurrency)): 1,
+    }, result.stdout
     containers = Counter(s.service for s in cluster.stack.services())
     assert containers == {
         "mysql": 1, "redis": 1, "airflow-init": 1, "lb": 1, "dag-processor": 1, "flower": 1,
-        "scheduler": 2, "api-server": 2, "triggerer": 2, "worker": 2,
+        "scheduler": 2, "api-server": 2, "triggerer": 2, "worker": 2, "worker-heavy": 1,
     }  # fmt: skip
 
 
 def test_verify_runs_the_example_dags(cluster: Cluster) -> None:
     result = cluster.cli("verify", "--timeout", "300")
     assert result.code == 0, str(result)
-    assert "2 of 2 DAG runs succeeded" in result.stdout
+    assert "3 of 3 DAG runs succeeded" in result.stdout
     assert FANOUT_DAG in result.stdout
     assert "example_deferrable" in result.stdout
+    assert "example_queues" in result.stdout
 
 
 def test_xcom_value_and_worker_hosts_through_the_api(cluster: Cluster) -> None:

@@ -7,10 +7,17 @@ from typing import Any, cast
 import pytest
 
 from airflow_ha.airflow_api import JSON, AirflowClient
-from airflow_ha.errors import TimeoutExpiredError, UsageError
+from airflow_ha.errors import ClusterError, TimeoutExpiredError, UsageError
 from airflow_ha.flower_api import FlowerClient, WorkerInfo
 from airflow_ha.pools import pool_for_queue
-from airflow_ha.scaling import NUMBER_LABEL, PoolContainer, PoolScaler, choose_to_remove, task_label
+from airflow_ha.scaling import (
+    NUMBER_LABEL,
+    PoolContainer,
+    PoolScaler,
+    choose_to_remove,
+    resize,
+    task_label,
+)
 from airflow_ha.stack import Stack
 
 
@@ -25,7 +32,8 @@ class FakeDocker:
         self.running = {container(n).name: container(n) for n in numbers}
         self.removed: list[str] = []
         self.stopped_with: list[int | None] = []
-        self.compose = SimpleNamespace(ps=self._ps)
+        self.compose = SimpleNamespace(ps=self._ps, up=self._up)
+        self.up_calls: list[dict[str, Any]] = []
         self.container = SimpleNamespace(stop=self._stop, remove=self._remove, logs=self._logs)
 
     def _ps(self, services: list[str], all: bool) -> list[Any]:
@@ -38,6 +46,14 @@ class FakeDocker:
             )
             for c in self.running.values()
         ]
+
+    def _up(self, **kwargs: Any) -> None:
+        self.up_calls.append(kwargs)
+        count = kwargs["scales"]["worker"]
+        number = max((c.number for c in self.running.values()), default=0)
+        while len(self.running) < count:
+            number += 1
+            self.running[container(number).name] = container(number)
 
     def _stop(self, name: str, time: int | None = None) -> None:
         self.stopped_with.append(time)
@@ -252,3 +268,67 @@ def test_task_label_of_a_queued_and_a_running_task() -> None:
         "start_date": "2026-11-28T15:04:05+00:00",
     }
     assert task_label(running) == "d.t[0] since 15:04:05"
+
+
+class Recorder:
+    def __init__(self, docker: FakeDocker) -> None:
+        self.docker = docker
+        self.calls: list[tuple[str, int, int]] = []
+
+    def __call__(self, service: str, count: int) -> None:
+        """Records the size asked for, and how many containers ran at that moment."""
+        self.calls.append((service, count, len(self.docker.running)))
+
+
+def test_scale_up_records_the_size_first_then_waits_for_registration() -> None:
+    docker = FakeDocker([1])
+    flower = FakeFlower(busy={f"celery@host{n}": 0 for n in (1, 2, 3)})
+    scaler, _ = make_scaler(docker, flower)
+    record = Recorder(docker)
+
+    after, new = resize(scaler, 3, record, timeout=1, drain_timeout=1)
+
+    assert record.calls == [("worker", 3, 1)]
+    assert [c.number for c in after] == [1, 2, 3]
+    assert new == {"p-worker-2", "p-worker-3"}
+    [call] = docker.up_calls
+    assert call["services"] == ["worker"]
+    assert call["recreate"] is False  # running workers are never recreated
+    assert call["dependencies"] is False
+
+
+def test_a_failed_drain_records_what_really_runs() -> None:
+    docker = FakeDocker([1, 2, 3])
+    flower = FakeFlower(busy={"celery@host1": 5, "celery@host2": 0, "celery@host3": 5})
+    flower.draining = False
+    scaler, _ = make_scaler(docker, flower)
+    record = Recorder(docker)
+
+    with pytest.raises(TimeoutExpiredError):
+        resize(scaler, 1, record, timeout=1, drain_timeout=0.05)
+
+    assert record.calls == [("worker", 2, 2)]  # host2 was idle and went; host3 stayed
+
+
+def test_a_count_celery_does_not_confirm_is_an_error() -> None:
+    docker = FakeDocker([1, 2])
+    flower = FakeFlower(busy={"celery@host1": 0, "celery@host2": 0, "celery@stray": 0})
+    scaler, _ = make_scaler(docker, flower)
+
+    with pytest.raises(
+        ClusterError, match=r"Celery reports 3 worker\(s\) on queue default, 2 asked"
+    ):
+        resize(scaler, 2, Recorder(docker), timeout=1, drain_timeout=1)
+
+
+def test_emptying_with_waiting_tasks_is_refused_before_anything_changes() -> None:
+    docker = FakeDocker([1])
+    airflow = FakeAirflow(waiting=[{"dag_id": "d", "task_id": "t", "state": "queued"}])
+    scaler, _ = make_scaler(docker, FakeFlower(busy={"celery@host1": 0}), airflow)
+    record = Recorder(docker)
+
+    with pytest.raises(UsageError):
+        resize(scaler, 0, record, timeout=1, drain_timeout=1)
+
+    assert record.calls == []
+    assert list(docker.running) == ["p-worker-1"]
