@@ -214,13 +214,16 @@ class PoolScaler:
         while waiting:
             running = self._running_by_host()
             holding: dict[str, str] = {}
-            for container in list(waiting):
+            drained: list[PoolContainer] = []
+            for container in waiting:
                 left = self._work_left(container, running)
                 if left:
                     holding[container.name] = left
                 else:
-                    self._remove(container)
-                    waiting.remove(container)
+                    drained.append(container)
+            if drained:
+                self._remove(drained)
+                waiting[:] = [c for c in waiting if c not in drained]
             if not waiting:
                 return
             # One line per worker whose work changed, and all of them now and then.
@@ -263,11 +266,14 @@ class PoolScaler:
     def _is_running(self, container: PoolContainer) -> bool:
         return any(c.name == container.name for c in self.containers())
 
-    def _remove(self, container: PoolContainer) -> None:
+    def _remove(self, containers: list[PoolContainer]) -> None:
+        """Stop (in parallel) and remove drained workers."""
+        names = [c.name for c in containers]
         # SIGTERM: Celery's warm shutdown, which would still let a task finish.
-        self.stack.docker.container.stop(container.name, time=STOP_GRACE_SECONDS)
-        self.stack.docker.container.remove(container.name)
-        self.log(f"{container.name} ({container.celery_name}) drained, stopped and removed")
+        self.stack.docker.container.stop(names, time=STOP_GRACE_SECONDS)
+        self.stack.docker.container.remove(names)
+        for container in containers:
+            self.log(f"{container.name} ({container.celery_name}) drained, stopped and removed")
 
     def _consume_again(
         self, waiting: Iterable[PoolContainer], queues: dict[str, tuple[str, ...]]

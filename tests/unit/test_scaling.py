@@ -32,6 +32,7 @@ class FakeDocker:
         self.running = {container(n).name: container(n) for n in numbers}
         self.removed: list[str] = []
         self.stopped_with: list[int | None] = []
+        self.stop_batches: list[list[str]] = []
         self.compose = SimpleNamespace(ps=self._ps, up=self._up)
         self.up_calls: list[dict[str, Any]] = []
         self.container = SimpleNamespace(stop=self._stop, remove=self._remove, logs=self._logs)
@@ -55,12 +56,14 @@ class FakeDocker:
             number += 1
             self.running[container(number).name] = container(number)
 
-    def _stop(self, name: str, time: int | None = None) -> None:
+    def _stop(self, names: list[str], time: int | None = None) -> None:
         self.stopped_with.append(time)
+        self.stop_batches.append(list(names))
 
-    def _remove(self, name: str) -> None:
-        del self.running[name]
-        self.removed.append(name)
+    def _remove(self, names: list[str]) -> None:
+        for name in names:
+            del self.running[name]
+            self.removed.append(name)
 
     def _logs(self, name: str, tail: int | None = None) -> str:
         return f"log of {name}"
@@ -156,6 +159,7 @@ def test_scale_down_drains_before_it_removes() -> None:
     assert flower.calls == ["cancel celery@host3 default", "cancel celery@host2 default"]
     assert flower.busy["celery@host2"] == 0
     assert docker.stopped_with == [600, 600]
+    assert docker.stop_batches == [["p-worker-3"], ["p-worker-2"]]
     assert any(line.startswith("waiting for p-worker-2: 2 running") for line in log)
 
 
@@ -332,3 +336,13 @@ def test_emptying_with_waiting_tasks_is_refused_before_anything_changes() -> Non
 
     assert record.calls == []
     assert list(docker.running) == ["p-worker-1"]
+
+
+def test_idle_workers_are_stopped_together() -> None:
+    docker = FakeDocker([1, 2, 3, 4])
+    flower = FakeFlower(busy={f"celery@host{n}": 0 for n in (1, 2, 3, 4)})
+    scaler, _ = make_scaler(docker, flower)
+
+    scaler.drain_and_remove(1, timeout=10)
+
+    assert docker.stop_batches == [["p-worker-4", "p-worker-3", "p-worker-2"]]
