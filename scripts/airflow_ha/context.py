@@ -16,6 +16,7 @@ from airflow_ha.errors import ClusterError, ConfigError
 from airflow_ha.flower_api import FlowerClient
 from airflow_ha.images import ImageBuilder, ResolvedImages
 from airflow_ha.paths import ENV_EXAMPLE, HAPROXY_CONFIG, STATE_DIR
+from airflow_ha.pools import MAX_WORKERS_PER_POOL, POOLS
 from airflow_ha.settings import Settings, load_settings
 from airflow_ha.stack import Stack
 
@@ -61,13 +62,17 @@ class Context:
     def scaled(self) -> dict[str, int]:
         if not self.scaled_file.is_file():
             return {}
+        damaged = ConfigError(
+            f"{self.scaled_file} is damaged: delete it to use the topology's worker counts"
+        )
         try:
-            raw = json.loads(self.scaled_file.read_text())
-            return {str(k): int(v) for k, v in raw.items()}
+            sizes = {str(k): int(v) for k, v in json.loads(self.scaled_file.read_text()).items()}
         except (ValueError, AttributeError, TypeError):
-            raise ConfigError(
-                f"{self.scaled_file} is damaged: delete it to use the topology's worker counts"
-            ) from None
+            raise damaged from None
+        pools = {pool.service for pool in POOLS}
+        if any(k not in pools or not 0 <= v <= MAX_WORKERS_PER_POOL for k, v in sizes.items()):
+            raise damaged
+        return sizes
 
     @property
     def replicas(self) -> dict[str, int]:

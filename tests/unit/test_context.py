@@ -75,8 +75,11 @@ def test_forget_scale_returns_to_the_topology(started: Context) -> None:
     assert started.scaled() == {}
 
 
-def test_a_damaged_scale_file_is_one_clear_error(started: Context) -> None:
-    started.scaled_file.write_text("{not json")
+@pytest.mark.parametrize(
+    "text", ["{not json", "[1, 2]", '{"scheduler": 5}', '{"worker": -1}', '{"worker": "many"}']
+)
+def test_a_damaged_scale_file_is_one_clear_error(started: Context, text: str) -> None:
+    started.scaled_file.write_text(text)
 
     with pytest.raises(ConfigError, match=r"scaled\.json is damaged: delete it"):
         started.save_derived(IMAGES)
