@@ -183,9 +183,10 @@ def format_result(result: BenchResult) -> str:
             "",
             table(rows),
             "",
-            f"scale-down with a running task: waited {drain.waited_seconds:.1f} s for a task "
-            f"that had {drain.task_left_seconds:.1f} s left; the worker was gone "
-            f"{drain.after_task_seconds:.1f} s after the task ended",
+            f"scale-down with a running task: `scale` took {drain.waited_seconds:.1f} s for a "
+            f"task that had {drain.task_left_seconds:.1f} s left, and ended "
+            f"{drain.after_task_seconds:.1f} s after the task (polling, Celery's warm "
+            "shutdown, the final worker count)",
         ]
     )
 

@@ -46,8 +46,8 @@ def test_report_and_json(tmp_path: Path) -> None:
     text = format_result(result)
     assert "scale 1 -> 4, until Celery lists all four: 31.2 s" in text
     assert "4        16     200    5        160.0   1.25     3.20" in text
-    assert "waited 23.0 s for a task that had 20.5 s left" in text
-    assert "gone 2.5 s after the task ended" in text
+    assert "`scale` took 23.0 s for a task that had 20.5 s left" in text
+    assert "ended 2.5 s after the task" in text
 
     write_json(result, tmp_path / "bench.json")
     data = json.loads((tmp_path / "bench.json").read_text())
