@@ -5,6 +5,7 @@ sends the token as a Bearer header, logging in again once if it expires.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -13,6 +14,13 @@ import requests
 from airflow_ha.errors import ClusterError
 
 JSON = dict[str, Any]
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A timestamp of the API ("...Z" or with an offset) as an aware datetime."""
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class AirflowApiError(ClusterError):

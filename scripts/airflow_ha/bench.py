@@ -14,9 +14,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from airflow_ha.airflow_api import JSON, AirflowClient
+from airflow_ha.airflow_api import JSON, AirflowClient, parse_time
 from airflow_ha.console import table
 from airflow_ha.context import Context
 from airflow_ha.errors import TimeoutExpiredError
@@ -27,12 +26,6 @@ from airflow_ha.verify import wait_for_dags
 DAG = "example_queues"
 REGISTER_TIMEOUT = 300
 Log = Callable[[str], None]
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -56,8 +49,8 @@ class Throughput:
 def task_span(task_instances: list[JSON], task_id: str) -> tuple[int, float]:
     """Instances of `task_id` that succeeded, and seconds from the first start to the last end."""
     done = [ti for ti in task_instances if ti["task_id"] == task_id and ti["state"] == "success"]
-    starts = [t for t in (_time(ti.get("start_date")) for ti in done) if t is not None]
-    ends = [t for t in (_time(ti.get("end_date")) for ti in done) if t is not None]
+    starts = [t for t in (parse_time(ti.get("start_date")) for ti in done) if t is not None]
+    ends = [t for t in (parse_time(ti.get("end_date")) for ti in done) if t is not None]
     if not starts or not ends:
         return len(done), 0.0
     return len(done), (max(ends) - min(starts)).total_seconds()
@@ -155,7 +148,7 @@ class ScalingBenchmark:
         self.resize(0)
         waited = time.monotonic() - started
         [light] = [ti for ti in self.client.task_instances(DAG, run_id) if ti["task_id"] == "light"]
-        ended = _time(light.get("end_date"))
+        ended = parse_time(light.get("end_date"))
         left = (ended - started_wall).total_seconds() if ended else float("nan")
         self.log(f"scale 1 -> 0 waited {waited:.1f} s for a task that had {left:.1f} s left")
         self.resize(1)  # the run's last task (report) needs a worker

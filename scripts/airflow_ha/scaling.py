@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 
 from python_on_whales import Container
 from python_on_whales.exceptions import DockerException
 
-from airflow_ha.airflow_api import JSON, AirflowClient
+from airflow_ha.airflow_api import JSON, AirflowClient, parse_time
 from airflow_ha.errors import ClusterError, TimeoutExpiredError, UsageError
 from airflow_ha.flower_api import FlowerClient, WorkerInfo
 from airflow_ha.pools import WorkerPool
@@ -84,10 +84,9 @@ def task_label(ti: JSON) -> str:
     map_index = ti.get("map_index")
     if isinstance(map_index, int) and map_index >= 0:
         name += f"[{map_index}]"
-    started = ti.get("start_date")
-    if ti.get("state") == "running" and isinstance(started, str):
-        since = datetime.fromisoformat(started.replace("Z", "+00:00")).astimezone(UTC)
-        name += f" since {since:%H:%M:%S}"
+    started = parse_time(ti.get("start_date"))
+    if ti.get("state") == "running" and started is not None:
+        name += f" since {started.astimezone(UTC):%H:%M:%S}"
     return name
 
 

@@ -6,9 +6,9 @@ from typing import Any, cast
 
 import pytest
 
-from airflow_ha.airflow_api import JSON, AirflowClient
+from airflow_ha.airflow_api import JSON, AirflowClient, parse_time
 from airflow_ha.chaos import metrics
-from airflow_ha.chaos.workload import DAG_ID, TaskSnapshot, Workload, parse_time
+from airflow_ha.chaos.workload import DAG_ID, TaskSnapshot, Workload
 from airflow_ha.errors import VerificationError
 
 FAULT_AT = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

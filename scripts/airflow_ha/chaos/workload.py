@@ -4,15 +4,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from airflow_ha.airflow_api import JSON, AirflowClient
+from airflow_ha.airflow_api import JSON, AirflowClient, parse_time
 from airflow_ha.errors import VerificationError
 
 DAG_ID = "chaos_workload"
 FINISHED = frozenset({"success", "failed"})
-
-
-def parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def now() -> datetime:
