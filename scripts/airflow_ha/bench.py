@@ -59,7 +59,7 @@ def task_span(task_instances: list[JSON], task_id: str) -> tuple[int, float]:
 @dataclass(frozen=True)
 class DrainWait:
     task_left_seconds: float  # from the start of the scale-down to the task's end
-    waited_seconds: float  # from the start of the scale-down to the worker's removal
+    waited_seconds: float  # from the start of the scale-down to the end of `scale`
 
     @property
     def after_task_seconds(self) -> float:
@@ -138,11 +138,16 @@ class ScalingBenchmark:
         self.resize(1)
         conf = {"light_tasks": 1, "heavy_tasks": 0, "seconds": task_seconds}
         run_id = str(self.client.trigger(DAG, conf)["dag_run_id"])
+        deadline = time.monotonic() + REGISTER_TIMEOUT
         while not [
             ti
             for ti in self.client.task_instances(DAG, run_id)
             if ti["task_id"] == "light" and ti["state"] == "running"
         ]:
+            if time.monotonic() > deadline:
+                raise TimeoutExpiredError(
+                    f"the task of run {run_id} did not start within {REGISTER_TIMEOUT} s"
+                )
             time.sleep(1)
         started_wall, started = datetime.now(UTC), time.monotonic()
         self.resize(0)
