@@ -20,7 +20,6 @@ from datetime import UTC
 from pathlib import Path
 
 from python_on_whales import Container
-from python_on_whales.exceptions import DockerException
 
 from airflow_ha.airflow_api import JSON, AirflowClient, parse_time
 from airflow_ha.errors import ClusterError, TimeoutExpiredError, UsageError
@@ -34,7 +33,6 @@ NUMBER_LABEL = "com.docker.compose.container-number"
 STOP_GRACE_SECONDS = 600
 # Task instances that will need a worker of their queue before they can finish.
 WAITING_STATES = ["scheduled", "queued", "up_for_retry", "up_for_reschedule", "deferred"]
-LOG_LINES_ON_FAILURE = 25
 REPORT_EVERY_SECONDS = 30.0
 
 Log = Callable[[str], None]
@@ -159,7 +157,7 @@ class PoolScaler:
                     f"{len(missing)} worker(s) did not register with Celery within "
                     f"{timeout:.0f} s: "
                     + ", ".join(f"{c.name} ({c.celery_name})" for c in missing),
-                    details=self._last_logs(missing),
+                    details=self.stack.last_container_logs([c.name for c in missing]),
                 )
             time.sleep(self.poll_seconds)
 
@@ -285,18 +283,6 @@ class PoolScaler:
                     self.log(f"{container.name} could not consume {queue} again: {error}")
                 else:
                     self.log(f"{container.name} consumes {queue} again")
-
-    def _last_logs(self, containers: list[PoolContainer]) -> str:
-        chunks = []
-        for container in containers:
-            try:
-                text = self.stack.docker.container.logs(container.name, tail=LOG_LINES_ON_FAILURE)
-            except DockerException as error:
-                text = f"(no logs: {error})"
-            chunks.append(
-                f"--- last {LOG_LINES_ON_FAILURE} log lines of {container.name} ---\n{text}"
-            )
-        return "\n".join(chunks)
 
 
 def resize(

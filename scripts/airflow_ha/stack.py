@@ -4,6 +4,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from python_on_whales import Container, DockerClient
@@ -65,6 +66,17 @@ def _service_state(container: Container) -> ServiceState:
         health=health,
         exit_code=state.exit_code,
     )
+
+
+def _log_tails(readers: dict[str, Callable[[], object]]) -> str:
+    chunks = []
+    for name, read in readers.items():
+        try:
+            text = str(read())
+        except DockerException as error:
+            text = f"(no logs: {error})"
+        chunks.append(f"--- last {LOG_LINES_ON_FAILURE} log lines of {name} ---\n{text}")
+    return "\n".join(chunks)
 
 
 class Stack:
@@ -161,14 +173,28 @@ class Stack:
             time.sleep(2)
 
     def last_logs(self, services: list[str]) -> str:
-        chunks = []
-        for service in services:
-            try:
-                text = self.docker.compose.logs(services=[service], tail=str(LOG_LINES_ON_FAILURE))
-            except DockerException as error:
-                text = f"(no logs: {error})"
-            chunks.append(f"--- last {LOG_LINES_ON_FAILURE} log lines of {service} ---\n{text}")
-        return "\n".join(chunks)
+        """The last log lines of each service, for an error's details."""
+        return _log_tails(
+            {
+                service: partial(
+                    self.docker.compose.logs, services=[service], tail=str(LOG_LINES_ON_FAILURE)
+                )
+                for service in services
+            }
+        )
+
+    def last_container_logs(self, containers: list[str]) -> str:
+        """The last log lines of each container, for an error's details."""
+        return _log_tails(
+            {
+                name: partial(self.docker.container.logs, name, tail=LOG_LINES_ON_FAILURE)
+                for name in containers
+            }
+        )
+
+    def require_running(self) -> None:
+        if not any(s.state == "running" for s in self.services()):
+            raise ClusterError(f"project {self.project} is not running: run `make up` first")
 
     def down(self, remove_volumes: bool = False) -> None:
         self.docker.compose.down(remove_orphans=True, volumes=remove_volumes)

@@ -2,9 +2,10 @@
 
 import socket
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
-from typing import NoReturn
+from typing import NoReturn, cast
 
 import pytest
 from python_on_whales.exceptions import DockerException
@@ -12,6 +13,7 @@ from python_on_whales.exceptions import DockerException
 from airflow_ha import cli
 from airflow_ha.context import Context
 from airflow_ha.errors import ClusterError, ExitCode
+from airflow_ha.stack import Stack
 
 from .conftest import WriteEnv
 
@@ -279,6 +281,7 @@ def test_scale_of_a_stopped_cluster_says_to_start_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, valid_env_file: Path
 ) -> None:
     stack = SimpleNamespace(project="airflow-ha", services=list)
+    stack.require_running = partial(Stack.require_running, cast(Stack, stack))
     monkeypatch.setattr(Context, "stack", property(lambda self: stack))
 
     code = cli.main(["--env-file", str(valid_env_file), "scale", "3"])

@@ -1,6 +1,7 @@
 """PoolScaler's decisions against fake Docker, Flower and Airflow: who goes, when, and undo."""
 
 from dataclasses import dataclass, field
+from functools import partial
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -117,8 +118,10 @@ def make_scaler(
     docker: FakeDocker, flower: FakeFlower, airflow: FakeAirflow | None = None
 ) -> tuple[PoolScaler, list[str]]:
     log: list[str] = []
+    stack = SimpleNamespace(docker=docker)
+    stack.last_container_logs = partial(Stack.last_container_logs, cast(Stack, stack))
     scaler = PoolScaler(
-        cast(Stack, SimpleNamespace(docker=docker)),
+        cast(Stack, stack),
         pool_for_queue("default"),
         cast(FlowerClient, flower),
         cast(AirflowClient, airflow or FakeAirflow()),

@@ -3,12 +3,11 @@
 import argparse
 from pathlib import Path
 
-from airflow_ha.argtypes import positive_seconds
+from airflow_ha.argtypes import positive_seconds, worker_count
 from airflow_ha.bench import ScalingBenchmark, format_result, write_json
-from airflow_ha.commands.scale import worker_count
 from airflow_ha.console import Progress
 from airflow_ha.context import Context
-from airflow_ha.errors import ClusterError, UsageError
+from airflow_ha.errors import UsageError
 from airflow_ha.scaling import one_scale_at_a_time
 
 
@@ -45,8 +44,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError("--workers: every pool size must be at least 1")
     if args.json is not None and not args.json.parent.is_dir():
         raise UsageError(f"--json: folder {args.json.parent} does not exist")
-    if not any(s.state == "running" for s in ctx.stack.services()):
-        raise ClusterError(f"project {ctx.stack.project} is not running: run `make up` first")
+    ctx.stack.require_running()
     progress = Progress()
     with one_scale_at_a_time(ctx.state_dir):
         result = ScalingBenchmark(ctx, progress).run(

@@ -2,10 +2,9 @@
 
 import argparse
 
-from airflow_ha.argtypes import positive_seconds
+from airflow_ha.argtypes import positive_seconds, worker_count
 from airflow_ha.console import Progress, table
 from airflow_ha.context import Context
-from airflow_ha.errors import ClusterError
 from airflow_ha.pools import MAX_WORKERS_PER_POOL, POOLS, pool_for_queue
 from airflow_ha.scaling import (
     STOP_GRACE_SECONDS,
@@ -14,16 +13,6 @@ from airflow_ha.scaling import (
     one_scale_at_a_time,
     resize,
 )
-
-
-def worker_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value <= MAX_WORKERS_PER_POOL:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_WORKERS_PER_POOL}: {text!r}")
-    return value
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -62,8 +51,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     pool = pool_for_queue(args.queue)
     stack = ctx.stack
-    if not any(s.state == "running" for s in stack.services()):
-        raise ClusterError(f"project {stack.project} is not running: run `make up` first")
+    stack.require_running()
     progress = Progress()
     with one_scale_at_a_time(ctx.state_dir):
         scaler = PoolScaler(stack, pool, ctx.flower_client(), ctx.airflow_client(), progress)
