@@ -2,18 +2,35 @@
 
 It logs in through `POST /auth/token` (the auth manager's token endpoint) and
 sends the token as a Bearer header, logging in again once if it expires.
+
+It rides out a short outage (an api-server restarting, the load balancer
+briefly without a replica): a request that may safely be sent twice is sent
+again after a 502, 503 or 504 answer or a connection error, up to RETRIES
+times with a growing pause, and each retry is reported on stderr. Triggering a
+DAG run is never sent twice: a lost answer could mean the run exists already.
 """
 
+import sys
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Self
+from urllib.parse import quote, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from airflow_ha.errors import ClusterError
 
 JSON = dict[str, Any]
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+RETRIES = 5
+# urllib3 waits factor x 2^(n-1) before retry n > 1: 0, 1, 2, 4, 8 s, 15 s in all.
+RETRY_BACKOFF_FACTOR = 0.5
+# Requests that do the same thing when sent twice. POST is here for the login
+# only; `trigger` sends its POST through a session that never retries.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH", "POST"})
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -33,17 +50,77 @@ class Credentials:
     password: str
 
 
+class ReportedRetry(Retry):
+    """urllib3's Retry that says on stderr each time it sends a request again."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Self:
+        following = super().increment(method, url, response, error, *args, **kwargs)
+        reason = f"HTTP {response.status}" if response is not None else type(error).__name__
+        path = urlsplit(url or "").path
+        print(
+            f"airflow-ha: {method} {path} got {reason}; sending it again in "
+            f"{following.get_backoff_time():.0f} s (retry {len(following.history)} of {RETRIES})",
+            file=sys.stderr,
+            flush=True,
+        )
+        return following
+
+
+def _session(retries: int, backoff: float) -> requests.Session:
+    retry = ReportedRetry(
+        total=retries,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=IDEMPOTENT_METHODS,
+        backoff_factor=backoff,
+        raise_on_status=False,  # the last answer is returned, and reported as an error
+        respect_retry_after_header=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 class AirflowClient:
-    def __init__(self, base_url: str, credentials: Credentials, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        timeout: float = 30.0,
+        retries: int = RETRIES,
+        backoff: float | None = None,
+    ) -> None:
+        """`retries=0` gives a client that reports every failure (the chaos probe's)."""
         self.base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._timeout = timeout
-        self._session = requests.Session()
+        self._retries = retries
+        self._backoff = RETRY_BACKOFF_FACTOR if backoff is None else backoff
+        self._session = _session(retries, self._backoff)
+        # For requests that must not be sent twice; a fresh connection each
+        # time, so a keep-alive connection the server closed is never reused.
+        self._once = _session(0, 0)
+        self._once.headers["Connection"] = "close"
         self._token: str | None = None
 
-    def clone(self) -> "AirflowClient":
+    def clone(self, retries: int | None = None) -> "AirflowClient":
         """A new client for the same API and user (a requests.Session per thread)."""
-        return AirflowClient(self.base_url, self._credentials, self._timeout)
+        return AirflowClient(
+            self.base_url,
+            self._credentials,
+            self._timeout,
+            self._retries if retries is None else retries,
+            self._backoff,
+        )
 
     def _login(self) -> None:
         response = self._send(
@@ -64,11 +141,17 @@ class AirflowClient:
         self._token = str(token)
 
     def _send(
-        self, method: str, path: str, authenticated: bool = True, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        authenticated: bool = True,
+        idempotent: bool = True,
+        **kwargs: Any,
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {self._token}"} if authenticated else {}
+        session = self._session if idempotent else self._once
         try:
-            return self._session.request(
+            return session.request(
                 method, self.base_url + path, headers=headers, timeout=self._timeout, **kwargs
             )
         except requests.RequestException as error:
@@ -137,9 +220,8 @@ class AirflowClient:
 
     def trigger(self, dag_id: str, conf: JSON | None = None) -> JSON:
         body = {"logical_date": None, "conf": conf or {}}
-        return (
-            self.request("POST", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", json=body) or {}
-        )
+        path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns"
+        return self.request("POST", path, json=body, idempotent=False) or {}
 
     def dag_run(self, dag_id: str, run_id: str) -> JSON:
         return self._get(f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}")

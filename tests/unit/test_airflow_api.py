@@ -35,6 +35,8 @@ class ApiState:
     revoked: set[str] = field(default_factory=set)
     reject_every_token: bool = False
     login_status: int | None = None  # force this status on POST /auth/token
+    # Statuses to answer, one per request, before answering normally.
+    outage: list[int] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
 
     @property
@@ -79,6 +81,12 @@ class Handler(BaseHTTPRequestHandler):
         )
         return body
 
+    def _in_outage(self) -> bool:
+        if self.state.outage:
+            self._reply(self.state.outage.pop(0), text="no server is available")
+            return True
+        return False
+
     def _authorized(self) -> bool:
         header = self.headers.get("Authorization") or ""
         token = header.removeprefix("Bearer ")
@@ -95,6 +103,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self._record()
         path = urlsplit(self.path).path
+        if self._in_outage():
+            return
         if path == "/auth/token":
             if self.state.login_status is not None:
                 self._reply(self.state.login_status, text="token endpoint\nis broken")
@@ -109,12 +119,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_PATCH(self) -> None:
         body = self._record()
-        if self._authorized():
+        if not self._in_outage() and self._authorized():
             self._reply(200, {"dag_id": "d", **body})
 
     def do_GET(self) -> None:
         self._record()
-        if not self._authorized():
+        if self._in_outage() or not self._authorized():
             return
         url = urlsplit(self.path)
         query = parse_qs(url.query)
@@ -154,7 +164,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApiServer]:
 
 @pytest.fixture
 def client(api: FakeApiServer) -> AirflowClient:
-    return AirflowClient(api.url, Credentials(USER, PASSWORD), timeout=5)
+    return AirflowClient(api.url, Credentials(USER, PASSWORD), timeout=5, backoff=0)
 
 
 def closed_port() -> int:
@@ -297,9 +307,89 @@ def test_an_unreachable_api(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(variable, "127.0.0.1,localhost")
     url = f"http://127.0.0.1:{closed_port()}"
-    client = AirflowClient(url, Credentials(USER, PASSWORD), timeout=5)
+    client = AirflowClient(url, Credentials(USER, PASSWORD), timeout=5, backoff=0)
     with pytest.raises(AirflowApiError) as caught:
         client.health()
     message = str(caught.value)
     assert message.startswith(f"cannot reach the Airflow API at {url}: ")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_short_outage_is_ridden_out_and_reported(
+    api: FakeApiServer, client: AirflowClient, status: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client.health()
+    api.state.outage = [status, status]
+
+    assert client.dag("d") == {"dag_id": "d"}
+    client.set_paused("d", paused=True)
+
+    assert [s.path for s in api.state.seen[2:]] == ["/api/v2/dags/d"] * 3 + ["/api/v2/dags/d"]
+    assert capsys.readouterr().err.splitlines() == [
+        f"airflow-ha: GET /api/v2/dags/d got HTTP {status}; sending it again in 0 s (retry 1 of 5)",
+        f"airflow-ha: GET /api/v2/dags/d got HTTP {status}; sending it again in 0 s (retry 2 of 5)",
+    ]
+
+
+def test_the_login_rides_out_an_outage_too(api: FakeApiServer, client: AirflowClient) -> None:
+    api.state.outage = [503]
+    assert client.health() == {"metadatabase": {"status": "healthy"}}
+    assert api.state.logins == 2
+
+
+def test_the_backoff_grows_and_is_bounded(
+    api: FakeApiServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = AirflowClient(api.url, Credentials(USER, PASSWORD), timeout=5, backoff=0.001)
+    client.health()
+    api.state.outage = [503] * 10
+
+    with pytest.raises(AirflowApiError, match=r"GET /api/v2/dags/d failed with HTTP 503"):
+        client.dag("d")
+
+    assert len(api.state.seen) == 2 + 6  # one try and five retries
+    retries = capsys.readouterr().err.splitlines()
+    assert [line.rsplit("(", 1)[1] for line in retries] == [f"retry {n} of 5)" for n in range(1, 6)]
+
+
+def test_a_persistent_error_other_than_an_outage_is_not_retried(
+    api: FakeApiServer, client: AirflowClient
+) -> None:
+    client.health()
+    api.state.outage = [500]
+    with pytest.raises(AirflowApiError, match=r"HTTP 500"):
+        client.dag("d")
+    assert len(api.state.seen) == 3
+
+
+def test_a_trigger_is_never_sent_twice(api: FakeApiServer, client: AirflowClient) -> None:
+    client.health()
+    api.state.outage = [503]
+    with pytest.raises(AirflowApiError, match=r"POST /api/v2/dags/d/dagRuns failed with HTTP 503"):
+        client.trigger("d")
+    assert [s.method for s in api.state.seen[2:]] == ["POST"]
+
+
+def test_a_clone_without_retries_reports_the_first_failure(
+    api: FakeApiServer, client: AirflowClient
+) -> None:
+    probe = client.clone(retries=0)
+    probe.health()
+    api.state.outage = [503]
+    with pytest.raises(AirflowApiError, match=r"HTTP 503"):
+        probe.health()
+    assert client.clone().health() == {"metadatabase": {"status": "healthy"}}
+
+
+def test_an_unreachable_api_is_tried_again_before_giving_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for variable in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(variable, "127.0.0.1,localhost")
+    client = AirflowClient(
+        f"http://127.0.0.1:{closed_port()}", Credentials(USER, PASSWORD), timeout=5, backoff=0
+    )
+    with pytest.raises(AirflowApiError, match="cannot reach"):
+        client.health()
+    assert len(capsys.readouterr().err.splitlines()) == 5

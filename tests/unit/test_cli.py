@@ -10,7 +10,7 @@ from typing import NoReturn, cast
 import pytest
 from python_on_whales.exceptions import DockerException
 
-from airflow_ha import cli
+from airflow_ha import airflow_api, cli
 from airflow_ha.context import Context
 from airflow_ha.errors import ClusterError, ExitCode
 from airflow_ha.stack import Stack
@@ -213,8 +213,12 @@ def test_verify_user_with_empty_password_variable(
 
 
 def test_verify_with_an_unreachable_url_needs_no_docker(
-    capsys: pytest.CaptureFixture[str], no_stack: None, valid_env_file: Path
+    capsys: pytest.CaptureFixture[str],
+    no_stack: None,
+    valid_env_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(airflow_api, "RETRY_BACKOFF_FACTOR", 0)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -222,8 +226,13 @@ def test_verify_with_an_unreachable_url_needs_no_docker(
     code = cli.main(["--env-file", str(valid_env_file), "verify", "--url", url, "--dag", "d"])
 
     assert code == ExitCode.FAILED
-    line = one_line(capsys.readouterr().err)
-    assert line.startswith(f"airflow-ha: error: cannot reach the Airflow API at {url}")
+    *retries, error = capsys.readouterr().err.splitlines()
+    assert error.startswith(f"airflow-ha: error: cannot reach the Airflow API at {url}")
+    assert retries == [
+        "airflow-ha: POST /auth/token got NewConnectionError; "
+        f"sending it again in 0 s (retry {n} of {airflow_api.RETRIES})"
+        for n in range(1, airflow_api.RETRIES + 1)
+    ]
 
 
 def test_status_with_a_missing_env_file(

@@ -20,7 +20,9 @@ class ApiProbe:
     """Sends GET /api/v2/dags?limit=1 every 50 ms in a thread until stopped."""
 
     def __init__(self, client: AirflowClient) -> None:
-        self._client = client.clone()  # its own session: this runs in a thread
+        # Its own session (this runs in a thread), and no retries: every failed
+        # request counts.
+        self._client = client.clone(retries=0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="api-probe", daemon=True)
         self.result = ProbeResult()
