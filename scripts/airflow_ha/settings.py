@@ -6,7 +6,7 @@ import ipaddress
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from dotenv import dotenv_values
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -109,6 +109,10 @@ class Settings(BaseModel):
     airflow_worker_concurrency: int = Field(alias="AIRFLOW_WORKER_CONCURRENCY", ge=1, le=256)
     airflow_heavy_worker_concurrency: int = Field(
         alias="AIRFLOW_HEAVY_WORKER_CONCURRENCY", ge=1, le=256
+    )
+    # Optional, so that a .env written before it existed still loads.
+    airflow_load_examples: Literal["true", "false"] = Field(
+        default="false", alias="AIRFLOW_LOAD_EXAMPLES"
     )
     airflow_admin_user: Annotated[str, _matching(_USER_NAME, "letters, digits, _ . and -")] = Field(
         alias="AIRFLOW_ADMIN_USER"

@@ -59,7 +59,8 @@ def test_valid_values_give_typed_settings(valid_values: dict[str, str | None]) -
         "worker": 2,
         "worker-heavy": 1,
     }
-    assert settings.airflow_worker_concurrency == 4
+    assert settings.airflow_worker_concurrency == 8
+    assert settings.airflow_load_examples == "false"
     assert settings.airflow_admin_user == "admin"
     assert settings.airflow_admin_password == valid_values["AIRFLOW_ADMIN_PASSWORD"]
     assert settings.airflow_fernet_key == valid_values["AIRFLOW_FERNET_KEY"]
@@ -159,6 +160,7 @@ def test_unknown_key_is_named(valid_values: dict[str, str | None]) -> None:
         pytest.param("TOPOLOGY", "", "'ha' or 'single'", id="topology-empty"),
         pytest.param("AIRFLOW_WORKER_CONCURRENCY", "0", "greater than or equal to 1", id="conc"),
         pytest.param("AIRFLOW_ADMIN_USER", "ad min", "letters, digits", id="user-space"),
+        pytest.param("AIRFLOW_LOAD_EXAMPLES", "yes", "'true' or 'false'", id="examples-yes"),
         pytest.param("MYSQL_IMAGE", "mysql 8.4", "image reference", id="image-space"),
     ],
 )
@@ -242,3 +244,10 @@ def test_dags_dir_must_be_a_directory(valid_values: dict[str, str | None], tmp_p
         values = {**valid_values, "AIRFLOW_DAGS_DIR": bad}
         message = assert_names_only(config_error(values), {"AIRFLOW_DAGS_DIR"}, set(valid_values))
         assert f"{bad} is not a directory" in message
+
+
+def test_a_env_written_before_load_examples_existed_still_loads(
+    valid_values: dict[str, str | None],
+) -> None:
+    values = {k: v for k, v in valid_values.items() if k != "AIRFLOW_LOAD_EXAMPLES"}
+    assert parse_settings(values, ".env").airflow_load_examples == "false"
