@@ -6,8 +6,9 @@ Works against any Airflow 3 API: it needs only a URL and credentials.
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from airflow_ha.airflow_api import JSON, AirflowClient
+from airflow_ha.airflow_api import JSON, AirflowClient, parse_time
 from airflow_ha.console import table
 from airflow_ha.errors import VerificationError
 
@@ -26,6 +27,9 @@ class TaskResult:
     try_number: int
     duration: float | None
     hostname: str
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
     @classmethod
     def from_api(cls, ti: JSON) -> "TaskResult":
@@ -36,6 +40,9 @@ class TaskResult:
             try_number=int(ti.get("try_number") or 0),
             duration=float(ti["duration"]) if ti.get("duration") is not None else None,
             hostname=str(ti.get("hostname") or ""),
+            queued_at=parse_time(ti.get("queued_when")),
+            started_at=parse_time(ti.get("start_date")),
+            ended_at=parse_time(ti.get("end_date")),
         )
 
     @property
@@ -120,6 +127,28 @@ def run_dags(
     return runs
 
 
+def retried(runs: list[RunResult]) -> list[str]:
+    """`dag.task (try N)` for each task instance that needed more than one try.
+
+    A retry that ends in success still means the first try failed: with no
+    fault injected, that is a false failure (a busy machine, a lost heartbeat)
+    and a non-idempotent task would have done its work twice.
+    """
+    return [
+        f"{run.dag_id}.{task.name} (try {task.try_number})"
+        for run in runs
+        for task in run.tasks
+        if task.try_number > 1
+    ]
+
+
+def retry_summary(runs: list[RunResult]) -> str:
+    tries = retried(runs)
+    if not tries:
+        return "no task needed a second try"
+    return f"{len(tries)} task(s) needed more than one try: {', '.join(tries)}"
+
+
 def format_report(runs: list[RunResult]) -> str:
     rows = [("DAG", "RUN STATE", "TASK", "STATE", "TRY", "DURATION", "WORKER HOST")]
     for run in runs:
@@ -139,7 +168,7 @@ def format_report(runs: list[RunResult]) -> str:
                 )
             )
     succeeded = sum(run.succeeded for run in runs)
-    return f"{table(rows)}\n{succeeded} of {len(runs)} DAG runs succeeded"
+    return f"{table(rows)}\n{succeeded} of {len(runs)} DAG runs succeeded; {retry_summary(runs)}"
 
 
 def verify(

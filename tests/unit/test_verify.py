@@ -14,6 +14,8 @@ from airflow_ha.verify import (
     TaskResult,
     check_import_errors,
     format_report,
+    retried,
+    retry_summary,
     run_dags,
     wait_for_dags,
 )
@@ -163,7 +165,7 @@ def test_format_report_columns_and_summary() -> None:
         "dag_a  success    extract    success       1    12.3s     worker-1\n"
         "dag_a  success    square[3]  up_for_retry  2    -         -\n"
         "dag_b  failed     -          -             -    -         -\n"
-        "1 of 2 DAG runs succeeded"
+        "1 of 2 DAG runs succeeded; 1 task(s) needed more than one try: dag_a.square[3] (try 2)"
     )
     assert format_report(runs) == expected
 
@@ -171,15 +173,36 @@ def test_format_report_columns_and_summary() -> None:
 def test_format_report_counts_only_success() -> None:
     runs = [RunResult("a", "1", "success"), RunResult("b", "2", "running")]
     runs += [RunResult("c", "3", "success"), RunResult("d", "4", "failed")]
-    assert format_report(runs).endswith("\n2 of 4 DAG runs succeeded")
+    assert format_report(runs).endswith("\n2 of 4 DAG runs succeeded; no task needed a second try")
 
 
 def test_format_report_of_nothing() -> None:
     report = format_report([])
     assert report.splitlines() == [
         "DAG  RUN STATE  TASK  STATE  TRY  DURATION  WORKER HOST",
-        "0 of 0 DAG runs succeeded",
+        "0 of 0 DAG runs succeeded; no task needed a second try",
     ]
+
+
+def test_every_retried_task_is_named_with_its_try() -> None:
+    runs = [
+        RunResult("a", "1", "success", [TaskResult("t", -1, "success", 1, 1.0, "w")]),
+        RunResult(
+            "b",
+            "2",
+            "success",
+            [
+                TaskResult("u", -1, "success", 2, 1.0, "w"),
+                TaskResult("m", 0, "success", 1, 1.0, "w"),
+                TaskResult("m", 1, "success", 3, 1.0, "w"),
+            ],
+        ),
+    ]
+    assert retried(runs) == ["b.u (try 2)", "b.m[1] (try 3)"]
+    assert retry_summary(runs) == (
+        "2 task(s) needed more than one try: b.u (try 2), b.m[1] (try 3)"
+    )
+    assert retried(runs[:1]) == []
 
 
 def test_run_result_succeeded() -> None:
