@@ -3,7 +3,9 @@
 #   make up | down | status | logs [SERVICE=x] | verify [DAG=id] | credentials
 #   make scale WORKERS=N [QUEUE=heavy] [FORCE=yes]   resize a worker pool; drains on the way down
 #   make chaos [FAULT=name ...] [JSON=file]   fault injection with a recovery report
-#   make bench [JSON=file]     scaling figures: registration, tasks/s per pool size, drain wait
+#   make bench [JSON=file] [PROFILE=ha] [STAGE=idle] [RUNS=3]   this cluster against Airflow's
+#                              defaults, side by side: idle CPU, memory, tasks/s, latency, contention
+#   make bench-scaling [JSON=file]   scaling figures: registration, tasks/s per pool size, drain wait
 #   make clean CONFIRM=yes     delete the cluster's volumes
 #   make test                  lint, type checks, unit and integration tests
 #   make unit-test             the tests that need no Docker
@@ -13,7 +15,7 @@ VENV := .venv
 CLI := $(VENV)/bin/airflow-ha
 STAMP := $(VENV)/.installed
 
-.PHONY: up down clean status scale logs verify chaos bench credentials images test unit-test integration-test lint lock
+.PHONY: up down clean status scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +47,11 @@ chaos: $(STAMP)
 	$(CLI) chaos $(foreach f,$(FAULT),--fault $(f)) $(if $(JSON),--json $(JSON))
 
 bench: $(STAMP)
-	$(CLI) bench $(if $(JSON),--json $(JSON))
+	$(CLI) bench $(foreach p,$(PROFILE),--profile $(p)) $(foreach s,$(STAGE),--stage $(s)) \
+	  $(if $(RUNS),--runs $(RUNS)) $(if $(JSON),--json $(JSON))
+
+bench-scaling: $(STAMP)
+	$(CLI) bench-scaling $(if $(JSON),--json $(JSON))
 
 credentials: $(STAMP)
 	$(CLI) credentials

@@ -11,6 +11,7 @@ from python_on_whales.exceptions import DockerException
 
 from airflow_ha.commands import (
     bench,
+    bench_scaling,
     build,
     chaos,
     clean,
@@ -26,7 +27,20 @@ from airflow_ha.context import Context
 from airflow_ha.errors import ClusterError, ExitCode
 from airflow_ha.paths import DEFAULT_ENV_FILE
 
-COMMANDS = (up, down, clean, status, scale, logs, verify, chaos, bench, credentials, build)
+COMMANDS = (
+    up,
+    down,
+    clean,
+    status,
+    scale,
+    logs,
+    verify,
+    chaos,
+    bench,
+    bench_scaling,
+    credentials,
+    build,
+)
 
 
 class _Parser(argparse.ArgumentParser):

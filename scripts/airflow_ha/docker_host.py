@@ -1,6 +1,7 @@
 """Access to the Docker Engine and Compose v2, checked once before any work."""
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from python_on_whales import DockerClient
@@ -37,10 +38,13 @@ def check_docker(docker: DockerClient) -> None:
         ) from None
 
 
-def compose_client(project_name: str, env_files: list[Path]) -> DockerClient:
-    """A client bound to this project's Compose file, name and env files (later ones win)."""
+def compose_client(
+    project_name: str, env_files: list[Path], overrides: Sequence[Path] = ()
+) -> DockerClient:
+    """A client bound to this project's Compose file (and overrides), name and env
+    files (later ones win)."""
     return DockerClient(
-        compose_files=[COMPOSE_FILE],
+        compose_files=[COMPOSE_FILE, *overrides],
         compose_project_name=project_name,
         compose_env_files=list(env_files),
         compose_project_directory=REPO_ROOT,

@@ -2,7 +2,7 @@
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -10,6 +10,7 @@ from pathlib import Path
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 
+from airflow_ha.cgroups import Usage, read_usage
 from airflow_ha.docker_host import compose_client
 from airflow_ha.errors import ClusterError, ConfigError, TimeoutExpiredError
 from airflow_ha.settings import Settings
@@ -80,11 +81,24 @@ def _log_tails(readers: dict[str, Callable[[], object]]) -> str:
 
 
 class Stack:
-    """One Compose project of the cluster."""
+    """One Compose project of the cluster.
 
-    def __init__(self, settings: Settings, env_files: list[Path]) -> None:
+    `overrides` are Compose files layered over the main one (a benchmark
+    profile's); `api_service` is the service that publishes the API on 8080.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        env_files: list[Path],
+        overrides: Sequence[Path] = (),
+        api_service: str = "lb",
+    ) -> None:
         self.settings = settings
-        self.docker: DockerClient = compose_client(settings.compose_project_name, env_files)
+        self.api_service = api_service
+        self.docker: DockerClient = compose_client(
+            settings.compose_project_name, env_files, overrides
+        )
 
     @property
     def project(self) -> str:
@@ -92,7 +106,9 @@ class Stack:
 
     def published_ports(self) -> list[PublishedPort]:
         return [
-            PublishedPort("AIRFLOW_API_PORT", "lb", 8080, self.settings.airflow_api_port),
+            PublishedPort(
+                "AIRFLOW_API_PORT", self.api_service, 8080, self.settings.airflow_api_port
+            ),
             PublishedPort("FLOWER_PORT", "flower", 5555, self.settings.flower_port),
         ]
 
@@ -125,7 +141,7 @@ class Stack:
 
     def api_url(self) -> str:
         """The UI / REST API, through the load balancer."""
-        return self.url("lb", 8080)
+        return self.url(self.api_service, 8080)
 
     def url(self, service: str, container_port: int) -> str:
         try:
@@ -142,8 +158,11 @@ class Stack:
             host = "127.0.0.1"
         return f"http://{host}:{port}"
 
-    def up(self) -> None:
-        self.docker.compose.up(detach=True, no_build=True, remove_orphans=True)
+    def up(self, quiet: bool = False) -> None:
+        # A benchmark that was killed outright leaves the cluster paused.
+        if any(s.state == "paused" for s in self.services()):
+            self.docker.compose.unpause()
+        self.docker.compose.up(detach=True, no_build=True, remove_orphans=True, quiet=quiet)
 
     def wait_healthy(self, timeout: float, progress: Callable[[str], None]) -> list[ServiceState]:
         """Wait until every container is healthy (one-shots: exited 0), showing changes."""
@@ -192,9 +211,18 @@ class Stack:
             }
         )
 
+    def cgroup_usage(self) -> dict[str, tuple[str, Usage]]:
+        """Container name -> (service, CPU and memory) of every running container."""
+        usage = {}
+        for container in self.docker.compose.ps():
+            if container.state.running and container.state.pid:
+                service = (container.config.labels or {}).get(SERVICE_LABEL, "?")
+                usage[container.name] = (service, read_usage(container.state.pid))
+        return usage
+
     def require_running(self) -> None:
         if not any(s.state == "running" for s in self.services()):
             raise ClusterError(f"project {self.project} is not running: run `make up` first")
 
-    def down(self, remove_volumes: bool = False) -> None:
-        self.docker.compose.down(remove_orphans=True, volumes=remove_volumes)
+    def down(self, remove_volumes: bool = False, quiet: bool = False) -> None:
+        self.docker.compose.down(remove_orphans=True, volumes=remove_volumes, quiet=quiet)

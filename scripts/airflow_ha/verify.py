@@ -101,13 +101,18 @@ def wait_for_dags(client: AirflowClient, dag_ids: list[str], timeout: float, log
 
 
 def run_dags(
-    client: AirflowClient, dag_ids: list[str], timeout: float, log: Log
+    client: AirflowClient,
+    dag_ids: list[str],
+    timeout: float,
+    log: Log,
+    conf: dict[str, JSON] | None = None,
 ) -> list[RunResult]:
-    """Unpause and trigger each DAG, then wait for every run to finish."""
+    """Unpause and trigger each DAG (with its `conf`, if given), then wait for
+    every run to finish."""
     runs = []
     for dag_id in dag_ids:
         client.set_paused(dag_id, paused=False)
-        created = client.trigger(dag_id)
+        created = client.trigger(dag_id, (conf or {}).get(dag_id))
         runs.append(RunResult(dag_id, str(created["dag_run_id"]), str(created["state"])))
         log(f"{dag_id}: triggered run {created['dag_run_id']}")
     deadline = time.monotonic() + timeout

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from airflow_ha.bench import (
+from airflow_ha.scaling_bench import (
     BenchResult,
     DrainWait,
     Throughput,
