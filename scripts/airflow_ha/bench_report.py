@@ -111,6 +111,19 @@ def services_table(results: Sequence[ProfileResult]) -> str:
     return table(rows)
 
 
+def fanout_cpu_table(results: Sequence[ProfileResult]) -> str:
+    """Where a fan-out task's CPU goes: CPU-s per task per service (median of runs)."""
+    services = sorted({s for r in results for run in r.fanout_cpu_per_task for s in run})
+    rows = [["service", *(f"{r.profile} CPU-s per task" for r in results)]]
+    for service in services:
+        row = [service]
+        for r in results:
+            values = [run[service] for run in r.fanout_cpu_per_task if service in run]
+            row.append(_cell(_median(values), 3))
+        rows.append(row)
+    return table(rows)
+
+
 def healthchecks_table(results: Sequence[ProfileResult]) -> str:
     rows = [["profile", "service", "CPU-s per run", "every", "containers", "CPU-s per hour"]]
     for r in results:
@@ -148,6 +161,9 @@ def format_report(results: Sequence[ProfileResult]) -> str:
     if any(r.idle_cpu_percent for r in results):
         parts.append("Idle, per service (cgroup CPU over the window; memory at its end):")
         parts.append(services_table(results))
+    if any(r.fanout_cpu_per_task for r in results):
+        parts.append("Fan-out, CPU per task by service (median of the runs):")
+        parts.append(fanout_cpu_table(results))
     if any(r.healthchecks for r in results):
         parts.append("Healthchecks (median of 3 runs of each service's check):")
         parts.append(healthchecks_table(results))

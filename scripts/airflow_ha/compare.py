@@ -93,6 +93,8 @@ class ProfileResult:
     healthchecks: list[HealthcheckCost] = field(default_factory=list)
     chain: list[ChainFigures] = field(default_factory=list)
     fanout: list[FanoutFigures] = field(default_factory=list)
+    # Per fan-out run: CPU-seconds per task that each service spent.
+    fanout_cpu_per_task: list[dict[str, float]] = field(default_factory=list)
     contention: ContentionFigures | None = None
 
 
@@ -278,9 +280,12 @@ class ProfileBench:
             before = self.cluster.stack.cgroup_usage()
             run = _one_run(self.client, FANOUT_DAG, {"tasks": FANOUT_TASKS})
             after = self.cluster.stack.cgroup_usage()
-            cpu = sum(cpu_seconds_by_service(before, after).values())
-            figures = fanout_figures(run.tasks, FANOUT_TASK, cpu)
+            by_service = cpu_seconds_by_service(before, after)
+            figures = fanout_figures(run.tasks, FANOUT_TASK, sum(by_service.values()))
             result.fanout.append(figures)
+            result.fanout_cpu_per_task.append(
+                {service: cpu / figures.tasks for service, cpu in by_service.items()}
+            )
             self.log(
                 f"{self.name}: fan-out {n}/{runs}: {figures.tasks_per_second:.2f} tasks/s, "
                 f"{figures.cpu_seconds_per_task:.3f} CPU-s per task"

@@ -17,11 +17,12 @@ import pytest
 
 from airflow_ha.airflow_api import AirflowClient, Credentials
 from airflow_ha.envfile import render_env
-from airflow_ha.paths import DAGS_DIR, ENV_EXAMPLE, STATE_DIR
+from airflow_ha.paths import DAGS_DIR, ENV_EXAMPLE, REPO_ROOT, STATE_DIR
 from airflow_ha.settings import Settings, load_settings
 from airflow_ha.stack import Stack
 
 UP_TIMEOUT_SECONDS = 900
+BENCH_DAGS_DIR = REPO_ROOT / "bench" / "dags"
 
 
 @dataclass
@@ -54,9 +55,12 @@ def write_env_file(directory: Path, **overrides: str) -> Path:
 
 
 def readable_dags_copy(directory: Path) -> Path:
-    """A copy of dags/ that the containers' user (uid 50000) can read."""
+    """A copy of dags/ and of the benchmark's DAGs (bench/dags: the contention
+    test's load) that the containers' user (uid 50000) can read."""
     target = directory / "dags"
     shutil.copytree(DAGS_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
+    for dag_file in BENCH_DAGS_DIR.glob("*.py"):
+        shutil.copy(dag_file, target / dag_file.name)
     for path in (directory, target):
         path.chmod(0o755)
     for file in target.iterdir():

@@ -146,6 +146,7 @@ def results() -> list[ProfileResult]:
         healthchecks=[HealthcheckCost("worker", 0.001, 10, 2)],
         chain=[ChainFigures(20, 0.3), ChainFigures(20, 0.5), ChainFigures(20, 0.4)],
         fanout=[FanoutFigures(200, 10.0, 0.2, 1.0, 3.0)],
+        fanout_cpu_per_task=[{"worker": 0.1, "mysql": 0.02}, {"worker": 0.3, "mysql": 0.04}],
         contention=ContentionFigures(4, 2, [], [], 0),
     )
     defaults = ProfileResult(
@@ -190,6 +191,8 @@ def test_report_names_retried_tasks_and_missing_load_balancer() -> None:
         in report
     )
     assert "1 of 2 runs succeeded" in report
+    assert "mysql    0.030" in report  # median of the two runs
+    assert "worker   0.200" in report
 
 
 def test_json_and_charts_are_written(tmp_path: Path) -> None:
