@@ -299,3 +299,56 @@ def test_scale_of_a_stopped_cluster_says_to_start_it(
     assert one_line(capsys.readouterr().err) == (
         "airflow-ha: error: project airflow-ha is not running: run `make up` first"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["bench", "--runs", "0"], "airflow-ha: error: --runs must be between 1 and 10"),
+        (["bench", "--runs", "11"], "airflow-ha: error: --runs must be between 1 and 10"),
+        (
+            ["bench", "--profile", "ha", "--profile", "ha"],
+            "airflow-ha: error: --profile: each profile once",
+        ),
+        (
+            ["bench", "--json", "/nonexistent-folder/bench.json"],
+            "airflow-ha: error: --json: folder /nonexistent-folder does not exist",
+        ),
+        (
+            ["bench", "--charts", "/etc/hostname"],
+            "airflow-ha: error: --charts: /etc/hostname is not a folder",
+        ),
+    ],
+)
+def test_bad_bench_requests_touch_nothing(
+    capsys: pytest.CaptureFixture[str],
+    no_stack: None,
+    valid_env_file: Path,
+    argv: list[str],
+    expected: str,
+) -> None:
+    code = cli.main(["--env-file", str(valid_env_file), *argv])
+    assert code == ExitCode.USAGE
+    assert one_line(capsys.readouterr().err) == expected
+
+
+def test_bench_of_an_unknown_profile_or_stage(
+    capsys: pytest.CaptureFixture[str], no_stack: None
+) -> None:
+    assert "invalid choice: 'fast'" in usage_error(capsys, "bench", "--profile", "fast")
+    assert "invalid choice: 'warm'" in usage_error(capsys, "bench", "--stage", "warm")
+
+
+def test_bench_of_a_stopped_cluster_says_to_start_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, valid_env_file: Path
+) -> None:
+    stack = SimpleNamespace(project="airflow-ha", services=list)
+    stack.require_running = partial(Stack.require_running, cast(Stack, stack))
+    monkeypatch.setattr(Context, "stack", property(lambda self: stack))
+
+    code = cli.main(["--env-file", str(valid_env_file), "bench"])
+
+    assert code == 1
+    assert one_line(capsys.readouterr().err) == (
+        "airflow-ha: error: project airflow-ha is not running: run `make up` first"
+    )
