@@ -16,9 +16,19 @@ from .conftest import Cluster
 pytestmark = pytest.mark.integration
 
 DAG = "example_queues"
-# Long enough that the workers chosen to go are still running tasks when
-# `scale 1` starts, and 12 tasks fill three workers' 4 slots each.
-WORKLOAD = {"light_tasks": 12, "heavy_tasks": 2, "seconds": 60}
+# Tasks long enough that the workers chosen to go are still running them when
+# `scale 1` starts.
+TASK_SECONDS = 60
+
+
+def workload(cluster: Cluster) -> JSON:
+    """Enough light tasks to fill three default workers' slots, whatever their
+    concurrency: with fewer, the first new worker takes every waiting task
+    (Celery reserves a whole worker's worth) and the second gets none."""
+    slots = cluster.settings.airflow_worker_concurrency
+    return {"light_tasks": 3 * slots, "heavy_tasks": 2, "seconds": TASK_SECONDS}
+
+
 T = TypeVar("T")
 
 
@@ -86,7 +96,7 @@ def test_scale_1_3_1_while_long_tasks_run(cluster: Cluster, pools_restored: None
 
     wait_for_dags(client, [DAG], timeout=120, log=print)
     client.set_paused(DAG, False)
-    run_id = str(client.trigger(DAG, WORKLOAD)["dag_run_id"])
+    run_id = str(client.trigger(DAG, workload(cluster))["dag_run_id"])
 
     def tasks() -> list[JSON]:
         return client.task_instances(DAG, run_id)
