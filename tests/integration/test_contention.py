@@ -3,7 +3,7 @@ needs a second try when nothing was broken.
 
 Both tests failed before the load balancer was made to fail open: with
 api-servers that answered slowly, HAProxy marked both down at once and
-answered 503 (seen here: 38 of 106 probe requests during a 25 s pause), and
+answered 503 (seen here: 38 of 86 probe requests during a 25 s pause), and
 tasks failed their Execution API calls.
 """
 
