@@ -200,7 +200,11 @@ def fake_runner(monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
 
 
 def outcome(
-    fault: str, succeeded: int = 3, failed: int = 0, back: float | None = 9.0
+    fault: str,
+    succeeded: int = 3,
+    failed: int = 0,
+    back: float | None = 9.0,
+    details: dict[str, float | int | str] | None = None,
 ) -> FaultResult:
     return FaultResult(
         fault=fault,
@@ -214,6 +218,7 @@ def outcome(
         container_back_s=back,
         next_task_start_s=1.0,
         max_start_gap_s=2.0,
+        details=details or {},
     )
 
 
@@ -282,15 +287,17 @@ def test_a_bad_result_fails_with_one_line_after_the_table(
         outcome("redis-restart", succeeded=2, failed=1),
         outcome("api-server-kill"),
         outcome("scheduler-kill", back=None),
+        outcome("api-server-kill", details={"api_requests": 579, "api_failed": 40}),
     ]
     code = cli.main(["--env-file", str(valid_env_file), "chaos"])
 
     assert code == ExitCode.VERIFY
     out, err = capsys.readouterr()
-    assert len(out.splitlines()) == 4  # the table is printed whatever the outcome
+    assert len(out.splitlines()) == 5  # the table is printed whatever the outcome
     assert "LOST/STUCK" in out
     assert "NOT BACK" in out
     assert one_line(err) == (
         "airflow-ha: error: redis-restart: 1 failed, 0 stuck of 3 runs; "
-        "scheduler-kill: 0 failed, 0 stuck of 3 runs, airflow-ha-scheduler-1 not back"
+        "scheduler-kill: 0 failed, 0 stuck of 3 runs, airflow-ha-scheduler-1 not back; "
+        "api-server-kill: 0 failed, 0 stuck of 3 runs, 40 API requests failed"
     )

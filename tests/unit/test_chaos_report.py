@@ -122,6 +122,9 @@ def test_table_without_results_is_the_header_alone() -> None:
         # Lost runs are the worse news: they win over a container that is not back.
         (result(succeeded=2, stuck=1, back=None), "LOST/STUCK"),
         (result(back=None), "NOT BACK"),
+        # A failed request through the load balancer is a failure of the HA promise.
+        (result(details={"api_requests": 500, "api_failed": 1}), "API FAILED"),
+        (result(details={"api_requests": 500, "api_failed": 0}), "ok"),
     ],
 )
 def test_verdict_column(r: FaultResult, verdict: str) -> None:

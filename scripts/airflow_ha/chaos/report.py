@@ -47,7 +47,15 @@ def format_table(results: list[FaultResult]) -> str:
         )
     ]
     for r in results:
-        verdict = "ok" if r.ok else ("LOST/STUCK" if not r.nothing_lost else "NOT BACK")
+        verdict = (
+            "ok"
+            if r.ok
+            else "LOST/STUCK"
+            if not r.nothing_lost
+            else "NOT BACK"
+            if r.container_back_s is None
+            else "API FAILED"
+        )
         rows.append(
             (
                 r.fault,

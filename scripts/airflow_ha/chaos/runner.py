@@ -38,8 +38,17 @@ class FaultResult:
         return self.succeeded == self.runs
 
     @property
+    def failed_api_requests(self) -> int:
+        """Requests of the API probe (api-server faults) that failed; 0 where none ran."""
+        return int(self.details.get("api_failed", 0))
+
+    @property
     def ok(self) -> bool:
-        return self.nothing_lost and self.container_back_s is not None
+        return (
+            self.nothing_lost
+            and self.container_back_s is not None
+            and self.failed_api_requests == 0
+        )
 
 
 def _container_back(stack: Stack, fault: Fault, before: TargetBefore, fault_at: datetime) -> bool:

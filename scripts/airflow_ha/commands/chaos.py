@@ -62,6 +62,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             "; ".join(
                 f"{r.fault}: {r.failed} failed, {r.stuck} stuck of {r.runs} runs"
                 + ("" if r.container_back_s is not None else f", {r.target} not back")
+                + (
+                    f", {r.failed_api_requests} API requests failed"
+                    if r.failed_api_requests
+                    else ""
+                )
                 for r in bad
             )
         )
