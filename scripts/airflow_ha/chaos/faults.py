@@ -32,6 +32,7 @@ class TargetBefore:
     name: str
     hostname: str
     restart_count: int
+    networks: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, container: Container) -> "TargetBefore":
@@ -40,6 +41,7 @@ class TargetBefore:
             name=container.name,
             hostname=container.config.hostname or "",
             restart_count=container.restart_count or 0,
+            networks=tuple(sorted(container.network_settings.networks or {})),
         )
 
 
@@ -80,9 +82,11 @@ def started_since(before: TargetBefore, now: Container, fault_at: datetime) -> b
     return now.state.started_at is not None and now.state.started_at >= fault_at
 
 
-def still_the_same(before: TargetBefore, now: Container, fault_at: datetime) -> bool:
-    """A partitioned container is back when healthy again (it never stopped)."""
-    return now.id == before.id
+def reconnected(before: TargetBefore, now: Container, fault_at: datetime) -> bool:
+    """A partitioned container is back when it is the same container (it never
+    stopped) and attached again to every network it had before the fault."""
+    attached = set(now.network_settings.networks or {})
+    return now.id == before.id and set(before.networks) <= attached
 
 
 def restart(stack: Stack, container: Container) -> None:
@@ -146,7 +150,7 @@ FAULTS: dict[str, Fault] = {
         Fault("mysql-restart", "restart MySQL", "mysql",
               first_when_tasks_run("mysql"), restart, started_since),
         Fault("worker-partition", "cut the long task's worker off the network for 40 s",
-              "worker", worker_running_long_task, partition_for(40), still_the_same),
+              "worker", worker_running_long_task, partition_for(40), reconnected),
     )
 }  # fmt: skip
 
