@@ -745,6 +745,7 @@ class ScriptedClient:
         self.injected_at: datetime | None = None
         self.triggered: list[str] = []
         self.unavailable_polls = 0  # after the fault, fail this many polls (MySQL down)
+        self.final_states: dict[str, str] = {}  # run id -> its state after the fault
 
     def dag(self, dag_id: str) -> JSON | None:
         return {"dag_id": dag_id}
@@ -757,7 +758,9 @@ class ScriptedClient:
         return {"dag_run_id": self.triggered[-1]}
 
     def dag_run(self, dag_id: str, run_id: str) -> JSON:
-        return {"state": "running" if self.injected_at is None else "success"}
+        if self.injected_at is None:
+            return {"state": "running"}
+        return {"state": self.final_states.get(run_id, "success")}
 
     def task_instances(self, dag_id: str, run_id: str) -> list[JSON]:
         def ti(task_id: str, start: datetime, map_index: int = -1, **more: Any) -> JSON:
@@ -793,7 +796,9 @@ class ScriptedClient:
         ]
 
 
-def run_worker_kill(client: ScriptedClient) -> tuple[FaultResult, list[str], FakeStack]:
+def run_worker_kill(
+    client: ScriptedClient, timeout: float = 30
+) -> tuple[FaultResult, list[str], FakeStack]:
     w1, w2 = container("worker", "w1"), container("worker", "w2")
     stack = FakeStack(w2, w1)
     clock_readings: list[datetime] = []
@@ -822,7 +827,7 @@ def run_worker_kill(client: ScriptedClient) -> tuple[FaultResult, list[str], Fak
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runner, "now", runner_now)
         result = runner.run_fault(
-            fault, as_stack(stack), cast(AirflowClient, client), 2, timeout=30, log=lines.append
+            fault, as_stack(stack), cast(AirflowClient, client), 2, timeout, log=lines.append
         )
     return result, lines, stack
 
@@ -854,6 +859,24 @@ def test_run_fault_measures_a_worker_kill_on_fakes() -> None:
     }
     assert any(f"kill it: {w1.name}" in line for line in lines)
     assert lines[-1] == "worker-kill: 2/2 runs succeeded, 1 retries"
+
+
+@pytest.mark.parametrize(
+    ("final_state", "failed", "stuck"), [("failed", 1, 0), ("running", 0, 1), ("queued", 0, 1)]
+)
+def test_a_run_that_did_not_succeed_is_counted_and_not_ok(
+    final_state: str, failed: int, stuck: int
+) -> None:
+    client = ScriptedClient()
+    client.final_states = {"run-2": final_state}
+
+    # A run that never ends keeps the runner waiting to its timeout: keep it short.
+    result, lines, _ = run_worker_kill(client, timeout=4)
+
+    assert (result.runs, result.succeeded, result.failed, result.stuck) == (2, 1, failed, stuck)
+    assert not result.nothing_lost
+    assert not result.ok
+    assert lines[-1].startswith("worker-kill: 1/2 runs succeeded")
 
 
 def test_run_fault_waits_out_an_unavailable_api(monkeypatch: pytest.MonkeyPatch) -> None:
