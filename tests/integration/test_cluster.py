@@ -86,6 +86,46 @@ def test_a_dag_file_added_after_start_is_verified(cluster: Cluster) -> None:
     assert "1 of 1 DAG runs succeeded" in result.stdout
 
 
+def test_verify_of_a_failing_dag_fails_names_the_task_and_reports_the_others(
+    cluster: Cluster,
+) -> None:
+    dag_id = f"fails_{uuid.uuid4().hex[:6]}"
+    dag_file = cluster.dags_dir / f"{dag_id}.py"
+    dag_file.write_text(
+        textwrap.dedent(
+            f"""
+            from datetime import datetime
+            from airflow.sdk import dag, task
+
+            @dag(dag_id="{dag_id}", schedule=None, start_date=datetime(2026, 1, 1),
+                 default_args={{"retries": 0}})
+            def fails():
+                @task
+                def fine() -> None:
+                    pass
+
+                @task
+                def broken() -> None:
+                    raise RuntimeError("this task fails on purpose")
+
+                fine() >> broken()
+
+            fails()
+            """
+        )
+    )
+    dag_file.chmod(0o644)
+    result = cluster.cli("verify", "--dag", dag_id, "--dag", FANOUT_DAG, "--discover-timeout", "60")
+    assert result.code == ExitCode.VERIFY, str(result)
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert [dag_id, "failed", "broken", "failed", "1"] in [row[:5] for row in rows], str(result)
+    assert [dag_id, "failed", "fine", "success", "1"] in [row[:5] for row in rows], str(result)
+    assert any(row[:2] == [FANOUT_DAG, "success"] for row in rows), str(result)
+    assert "1 of 2 DAG runs succeeded" in result.stdout, str(result)
+    error = result.stderr.strip().splitlines()[-1]
+    assert error == f"airflow-ha: error: 1 of 2 DAG runs did not succeed: {dag_id} (failed)"
+
+
 def test_an_unknown_dag_fails_with_one_clear_line(cluster: Cluster) -> None:
     result = cluster.cli("verify", "--dag", "no_such_dag", "--discover-timeout", "15")
     assert result.code == ExitCode.VERIFY, str(result)
