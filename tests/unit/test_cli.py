@@ -286,14 +286,18 @@ def test_scale_of_an_unknown_queue_touches_nothing(
     )
 
 
-def test_scale_of_a_stopped_cluster_says_to_start_it(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, valid_env_file: Path
+@pytest.mark.parametrize("command", [["scale", "3"], ["bench"]])
+def test_a_command_on_a_stopped_cluster_says_to_start_it(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    valid_env_file: Path,
+    command: list[str],
 ) -> None:
     stack = SimpleNamespace(project="airflow-ha", services=list)
     stack.require_running = partial(Stack.require_running, cast(Stack, stack))
     monkeypatch.setattr(Context, "stack", property(lambda self: stack))
 
-    code = cli.main(["--env-file", str(valid_env_file), "scale", "3"])
+    code = cli.main(["--env-file", str(valid_env_file), *command])
 
     assert code == 1
     assert one_line(capsys.readouterr().err) == (
@@ -337,18 +341,3 @@ def test_bench_of_an_unknown_profile_or_stage(
 ) -> None:
     assert "invalid choice: 'fast'" in usage_error(capsys, "bench", "--profile", "fast")
     assert "invalid choice: 'warm'" in usage_error(capsys, "bench", "--stage", "warm")
-
-
-def test_bench_of_a_stopped_cluster_says_to_start_it(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, valid_env_file: Path
-) -> None:
-    stack = SimpleNamespace(project="airflow-ha", services=list)
-    stack.require_running = partial(Stack.require_running, cast(Stack, stack))
-    monkeypatch.setattr(Context, "stack", property(lambda self: stack))
-
-    code = cli.main(["--env-file", str(valid_env_file), "bench"])
-
-    assert code == 1
-    assert one_line(capsys.readouterr().err) == (
-        "airflow-ha: error: project airflow-ha is not running: run `make up` first"
-    )
