@@ -108,7 +108,3 @@ def load_balancer_errors(log_text: str) -> list[str]:
         if match and int(match.group(1)) in SERVER_ERRORS:
             errors.append(line.strip())
     return errors
-
-
-def median_of(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else float("nan")

@@ -2,11 +2,11 @@
 
 import json
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from airflow_ha.bench_figures import median_of
 from airflow_ha.compare import ProfileResult
 from airflow_ha.console import table
 
@@ -14,7 +14,7 @@ Figure = Callable[[ProfileResult], float | None]
 
 
 def _median(values: list[float]) -> float | None:
-    return median_of(values) if values else None
+    return statistics.median(values) if values else None
 
 
 def idle_cpu(r: ProfileResult) -> float | None:

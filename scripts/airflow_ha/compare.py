@@ -42,7 +42,7 @@ from airflow_ha.errors import ClusterError, TimeoutExpiredError
 from airflow_ha.paths import ENV_EXAMPLE
 from airflow_ha.profiles import Profile
 from airflow_ha.settings import SECRET_KEYS, Settings, parse_settings
-from airflow_ha.stack import Stack
+from airflow_ha.stack import SERVICE_LABEL, Stack
 from airflow_ha.verify import RunResult, retried, run_dags, wait_for_dags
 
 STAGES = ("idle", "healthchecks", "chain", "fanout", "contention")
@@ -257,7 +257,7 @@ class ProfileBench:
     def healthchecks(self, result: ProfileResult) -> None:
         by_service: dict[str, list[Container]] = {}
         for container in self.cluster.stack.docker.compose.ps():
-            service = (container.config.labels or {}).get("com.docker.compose.service", "?")
+            service = (container.config.labels or {}).get(SERVICE_LABEL, "?")
             by_service.setdefault(service, []).append(container)
         for service, containers in sorted(by_service.items()):
             try:
