@@ -9,13 +9,15 @@
 #   make clean CONFIRM=yes     delete the cluster's volumes
 #   make test                  lint, type checks, unit and integration tests
 #   make unit-test             the tests that need no Docker
+#   make mutation [MODULE=scripts/airflow_ha/x.py] [REF=HEAD]   mutmut on the outcome-deciding modules
+#                              (unit tests only, no Docker; not part of make test): kill rate per module
 
 PYTHON ?= python3
 VENV := .venv
 CLI := $(VENV)/bin/airflow-ha
 STAMP := $(VENV)/.installed
 
-.PHONY: up down clean status scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint lock
+.PHONY: up down clean status scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,8 +62,8 @@ images: $(STAMP)
 	$(CLI) build
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check scripts tests dags
-	$(VENV)/bin/ruff format --check scripts tests dags
+	$(VENV)/bin/ruff check scripts tests dags tools
+	$(VENV)/bin/ruff format --check scripts tests dags tools
 	$(VENV)/bin/mypy
 
 unit-test: $(STAMP)
@@ -71,6 +73,10 @@ integration-test: $(STAMP)
 	$(VENV)/bin/pytest -m integration
 
 test: lint unit-test integration-test
+
+# Mutation testing (tools/mutation.py, config in pyproject's [tool.mutmut]); slow, so not in `test`.
+mutation: $(STAMP)
+	$(VENV)/bin/python tools/mutation.py $(if $(MODULE),--module $(MODULE)) $(if $(REF),--ref $(REF))
 
 # Re-resolve the Airflow image's lock from images/airflow/requirements.in.
 lock: $(STAMP)
