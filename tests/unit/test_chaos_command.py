@@ -4,6 +4,7 @@ Docker use; with a fake stack and runner, the table, the JSON and the exit code.
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
@@ -11,6 +12,7 @@ import pytest
 
 from airflow_ha import cli
 from airflow_ha.airflow_api import AirflowClient
+from airflow_ha.chaos.evidence import Restart
 from airflow_ha.chaos.faults import FAULTS, Fault
 from airflow_ha.chaos.runner import FaultResult
 from airflow_ha.commands.chaos import DEFAULT_FAULTS
@@ -205,19 +207,26 @@ def outcome(
     failed: int = 0,
     back: float | None = 9.0,
     details: dict[str, float | int | str] | None = None,
+    restarts: list[Restart] | None = None,
 ) -> FaultResult:
     return FaultResult(
         fault=fault,
         description=FAULTS[fault].description,
         target=f"airflow-ha-{FAULTS[fault].service}-1",
+        injected_at=datetime(2026, 3, 1, tzinfo=UTC),
+        evidence="died (Docker FinishedAt)",
         runs=3,
         succeeded=succeeded,
         failed=failed,
         stuck=3 - succeeded - failed,
         retries=0,
+        run_seconds=[60.0, 61.0, 62.0],
         container_back_s=back,
         next_task_start_s=1.0,
-        max_start_gap_s=2.0,
+        longest_stall_s=20.0,
+        stall_limit_s=390.0,
+        deadlocks=0,
+        restarts=restarts or [],
         details=details or {},
     )
 
@@ -280,24 +289,34 @@ def test_json_is_rewritten_after_every_fault(
     ]
 
 
-def test_a_bad_result_fails_with_one_line_after_the_table(
+def test_a_bad_result_fails_with_one_line_after_the_table_and_the_crash_logs(
     capsys: pytest.CaptureFixture[str], fake_runner: FakeRunner, valid_env_file: Path
 ) -> None:
+    crash = Restart("airflow-ha-triggerer-2", "triggerer", "restarted", "Traceback: deadlock")
     fake_runner.results = [
         outcome("redis-restart", succeeded=2, failed=1),
         outcome("api-server-kill"),
         outcome("scheduler-kill", back=None),
         outcome("api-server-kill", details={"api_requests": 579, "api_failed": 40}),
+        outcome("mysql-restart", restarts=[crash]),
     ]
     code = cli.main(["--env-file", str(valid_env_file), "chaos"])
 
     assert code == ExitCode.VERIFY
     out, err = capsys.readouterr()
-    assert len(out.splitlines()) == 5  # the table is printed whatever the outcome
-    assert "LOST/STUCK" in out
-    assert "NOT BACK" in out
+    table, restarts = out.split("\n\n")
+    assert len(table.splitlines()) == 6  # the table is printed whatever the outcome
+    assert "LOST/STUCK" in table
+    assert "NOT BACK" in table
+    assert "CRASHED" in table
+    assert restarts.splitlines() == [
+        "Containers that restarted although no fault aimed at them:",
+        "mysql-restart: airflow-ha-triggerer-2 (triggerer) restarted",
+        "Traceback: deadlock",
+    ]
     assert one_line(err) == (
         "airflow-ha: error: redis-restart: 1 failed, 0 stuck of 3 runs; "
-        "scheduler-kill: 0 failed, 0 stuck of 3 runs, airflow-ha-scheduler-1 not back; "
-        "api-server-kill: 0 failed, 0 stuck of 3 runs, 40 API requests failed"
+        "scheduler-kill: airflow-ha-scheduler-1 not back; "
+        "api-server-kill: 40 API requests failed; "
+        "mysql-restart: airflow-ha-triggerer-2 restarted"
     )

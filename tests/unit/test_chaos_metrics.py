@@ -8,7 +8,7 @@ import pytest
 
 from airflow_ha.airflow_api import JSON, AirflowClient, parse_time
 from airflow_ha.chaos import metrics
-from airflow_ha.chaos.workload import DAG_ID, TaskSnapshot, Workload
+from airflow_ha.chaos.workload import DAG_ID, RunSnapshot, TaskSnapshot, Workload
 from airflow_ha.errors import VerificationError
 
 FAULT_AT = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -25,6 +25,7 @@ def snapshot(
     try_number: int = 1,
     state: str = "success",
     map_index: int = -1,
+    end: datetime | None = None,
 ) -> TaskSnapshot:
     return TaskSnapshot(
         run_id="run-1",
@@ -33,6 +34,7 @@ def snapshot(
         state=state,
         try_number=try_number,
         start=start,
+        end=end,
         hostname="worker-a",
         triggerer_host="",
         triggerer_job_id=None,
@@ -74,59 +76,65 @@ def test_task_starts_are_sorted_and_skip_tasks_that_never_started() -> None:
     assert metrics.task_starts(tasks) == [at(-2), at(4)]
 
 
-# --- max_start_gap ------------------------------------------------------------------------
+# --- progress, stalls and run times ------------------------------------------------------
 
 
-def test_max_start_gap_is_the_longest_pause_between_consecutive_short_starts() -> None:
-    tasks = shorts(-2, -1, 0.5, 1.0, 13.0, 14.0)
-    assert metrics.max_start_gap(tasks, FAULT_AT) == 12.0
-
-
-def test_max_start_gap_spanning_the_fault_is_measured_between_real_starts() -> None:
-    # One start 2 s before the fault, the next 10 s after it: a 12 s gap,
-    # neither 10 s (from the fault) nor 2 s (to the fault).
-    assert metrics.max_start_gap(shorts(-2, 10, 11), FAULT_AT) == 12.0
-
-
-def test_max_start_gap_window_starts_five_seconds_before_the_fault() -> None:
-    # -30 and -20 are outside the window: their 10 s and 20 s gaps must not count.
-    assert metrics.max_start_gap(shorts(-30, -20, -4, 1), FAULT_AT) == 5.0
-    # Exactly 5 s before is still inside the window.
-    assert metrics.max_start_gap(shorts(-60, -5, 1), FAULT_AT) == 6.0
-    # Just over 5 s before is outside: only the two starts after the fault remain.
-    assert metrics.max_start_gap(shorts(-60, -5.001, 1, 3), FAULT_AT) == 2.0
-
-
-def test_max_start_gap_counts_only_short_tasks() -> None:
-    tasks = [
-        *shorts(-1, 1, 9),
-        snapshot("long", at(4)),
-        snapshot("deferred", at(5)),
-        snapshot("items", at(6)),
-    ]
-    # With the other tasks the longest gap would be 3 s (6 -> 9); short alone: 8 s.
-    assert metrics.max_start_gap(tasks, FAULT_AT) == 8.0
-
-
-def test_max_start_gap_is_none_without_a_short_start_after_the_fault() -> None:
-    tasks = [*shorts(-4, -3, -1, 0), snapshot("long", at(10)), snapshot("short", None)]
-    assert metrics.max_start_gap(tasks, FAULT_AT) is None
-
-
-def test_max_start_gap_is_none_with_only_one_start_in_the_window() -> None:
-    assert metrics.max_start_gap(shorts(-40, -20, 3), FAULT_AT) is None
-    assert metrics.max_start_gap(shorts(3), FAULT_AT) is None
-
-
-def test_max_start_gap_is_none_without_any_short_start() -> None:
-    assert metrics.max_start_gap([], FAULT_AT) is None
-    assert (
-        metrics.max_start_gap([snapshot("long", at(1)), snapshot("long", at(9))], FAULT_AT) is None
+def run(end: float | None, start: float | None = -30, state: str = "success") -> RunSnapshot:
+    return RunSnapshot(
+        "run-1", state, None if start is None else at(start), None if end is None else at(end)
     )
 
 
-def test_max_start_gap_ignores_the_order_of_the_snapshots() -> None:
-    assert metrics.max_start_gap(shorts(7, -1, 2, 3), FAULT_AT) == 4.0
+def test_progress_events_are_every_task_start_and_end_and_every_run_end() -> None:
+    tasks = [
+        snapshot("short", at(2), end=at(4)),
+        snapshot("long", at(-10), end=None),
+        snapshot("deferred", None),
+    ]
+    runs = [run(9), run(None, state="running")]
+    assert metrics.progress_events(tasks, runs) == [at(-10), at(2), at(4), at(9)]
+
+
+def test_longest_stall_is_the_longest_quiet_time_from_the_death_to_the_end() -> None:
+    events = [at(-5), at(1), at(2), at(30), at(31)]
+    # death -> 1 -> 2 -> 30 -> 31 -> end 33: the quiet 28 s between 2 and 30.
+    assert metrics.longest_stall(events, FAULT_AT, at(33)) == 28.0
+
+
+def test_longest_stall_counts_from_the_death_not_from_the_last_event_before_it() -> None:
+    assert metrics.longest_stall([at(-100), at(40)], FAULT_AT, at(41)) == 40.0
+
+
+def test_longest_stall_runs_to_the_end_when_nothing_moved_since() -> None:
+    # Runs still going at `end` (now): the stall goes on to it.
+    assert metrics.longest_stall([at(1), at(3)], FAULT_AT, at(300)) == 297.0
+    assert metrics.longest_stall([], FAULT_AT, at(12)) == 12.0
+
+
+def test_longest_stall_ignores_events_after_the_end() -> None:
+    assert metrics.longest_stall([at(1), at(500)], FAULT_AT, at(10)) == 9.0
+
+
+def test_run_seconds_are_each_runs_time_or_none_while_it_goes_on() -> None:
+    assert metrics.run_seconds([run(40.04), run(None), run(10, start=None)]) == [70.0, None, None]
+
+
+DECISIONS = [(at(-6), "s1"), (at(-4), "s1"), (at(1), "s1"), (at(7.5), "s2"), (at(9), "s2")]
+
+
+def test_the_survivor_is_the_first_other_scheduler_to_queue_after_the_death() -> None:
+    assert metrics.survivor_first_queue(DECISIONS, FAULT_AT, "s1") == 7.5
+    assert metrics.survivor_first_queue(DECISIONS, FAULT_AT, "s2") == 1.0
+    assert metrics.survivor_first_queue(DECISIONS[:3], FAULT_AT, "s1") is None
+
+
+def test_scheduling_gap_is_the_longest_pause_between_queued_tasks_around_the_death() -> None:
+    # From -4 (within 5 s before the death) on: -4 -> 1 -> 7.5 -> 9; -6 is outside.
+    assert metrics.scheduling_gap(DECISIONS, FAULT_AT) == 6.5
+    assert metrics.scheduling_gap([(at(-5), "a"), (at(3), "b")], FAULT_AT) == 8.0
+    assert metrics.scheduling_gap([(at(-5.1), "a"), (at(3), "b")], FAULT_AT) is None
+    assert metrics.scheduling_gap([(at(-3), "a"), (at(-1), "b")], FAULT_AT) is None
+    assert metrics.scheduling_gap([], FAULT_AT) is None
 
 
 # --- retries ------------------------------------------------------------------------------
@@ -174,6 +182,7 @@ def test_from_api_with_every_field() -> None:
         "state": "deferred",
         "try_number": 2,
         "start_date": "2026-03-01T12:00:01Z",
+        "end_date": "2026-03-01T12:00:09.5Z",
         "hostname": "4f2a9c1e0b7d",
         "triggerer_job": {"id": 17, "hostname": "a1b2c3d4e5f6", "job_type": "TriggererJob"},
     }
@@ -184,6 +193,7 @@ def test_from_api_with_every_field() -> None:
         state="deferred",
         try_number=2,
         start=at(1),
+        end=at(9.5),
         hostname="4f2a9c1e0b7d",
         triggerer_host="a1b2c3d4e5f6",
         triggerer_job_id=17,
@@ -199,10 +209,23 @@ def test_from_api_without_triggerer_job_start_date_or_hostname() -> None:
         state="none",
         try_number=0,
         start=None,
+        end=None,
         hostname="",
         triggerer_host="",
         triggerer_job_id=None,
     )
+
+
+def test_run_snapshot_from_api() -> None:
+    full: JSON = {
+        "dag_run_id": "r",
+        "state": "success",
+        "start_date": "2026-03-01T12:00:01Z",
+        "end_date": "2026-03-01T12:01:00Z",
+    }
+    assert RunSnapshot.from_api(full) == RunSnapshot("r", "success", at(1), at(60))
+    bare: JSON = {"dag_run_id": "r", "state": None}
+    assert RunSnapshot.from_api(bare) == RunSnapshot("r", "none", None, None)
 
 
 def test_from_api_with_null_fields() -> None:
@@ -294,7 +317,10 @@ def test_workload_is_finished_only_when_every_run_is() -> None:
     client.states["run-1"] = "success"
     assert not workload.finished()
     client.states["run-2"] = "failed"
-    assert workload.run_states() == {"run-1": "success", "run-2": "failed"}
+    assert [(r.run_id, r.state) for r in workload.run_snapshots()] == [
+        ("run-1", "success"),
+        ("run-2", "failed"),
+    ]
     assert workload.finished()
 
 

@@ -4,9 +4,15 @@ Kills are real crashes: SIGKILL to the component's main process (the child of
 the container's init), so the container dies at once and Docker's restart
 policy, not a manual `docker start`, brings it back. (`docker kill` would count
 as a manual stop, which restart policies deliberately ignore.)
+
+Every injection confirms itself from Docker: a kill or a restart by the
+container's new FinishedAt (the moment its process died), a partition by the
+container's networks once the disconnects returned. An injection Docker does
+not confirm returns None, and the fault fails as "not injected".
 """
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,11 +22,15 @@ from python_on_whales import Container
 from python_on_whales.exceptions import DockerException
 
 from airflow_ha.airflow_api import AirflowApiError
-from airflow_ha.chaos.workload import TaskSnapshot, Workload
-from airflow_ha.errors import ClusterError, TimeoutExpiredError
+from airflow_ha.chaos.evidence import ContainerMark, died_at
+from airflow_ha.chaos.workload import TaskSnapshot, Workload, now
 from airflow_ha.stack import SERVICE_LABEL, Stack
 
 KILL_MAIN_PROCESS = ["sh", "-c", "kill -KILL $(cat /proc/1/task/1/children)"]
+DEATH_TIMEOUT_S = 30.0
+PARTITION_S = 40.0
+# Tasks not yet queued when a scheduler is killed: the survivor must queue them.
+UNQUEUED_FOR_SCHEDULER_KILL = 8
 
 
 @dataclass(frozen=True)
@@ -28,21 +38,38 @@ class TargetBefore:
     """The target as it was just before the fault (python-on-whales containers
     re-inspect themselves, so the object alone cannot tell before from after)."""
 
-    id: str
-    name: str
+    mark: ContainerMark
     hostname: str
-    restart_count: int
     networks: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.mark.id
+
+    @property
+    def name(self) -> str:
+        return self.mark.name
 
     @classmethod
     def of(cls, container: Container) -> "TargetBefore":
         return cls(
-            id=container.id,
-            name=container.name,
+            mark=ContainerMark.of(container),
             hostname=container.config.hostname or "",
-            restart_count=container.restart_count or 0,
             networks=tuple(sorted(container.network_settings.networks or {})),
         )
+
+
+@dataclass(frozen=True)
+class Injection:
+    """A fault Docker confirmed: when it struck, and the evidence."""
+
+    at: datetime
+    evidence: str
+
+
+# inject(stack, container, before, stop) -> the confirmed injection, or None.
+# `stop` cuts a lasting fault (a partition) short, on Ctrl-C or an error.
+Inject = Callable[[Stack, Container, TargetBefore, threading.Event], Injection | None]
 
 
 @dataclass(frozen=True)
@@ -52,9 +79,9 @@ class Fault:
     service: str
     # Returns the container to hit once the workload is in the right state, or None to wait.
     pick: Callable[[Stack, list[TaskSnapshot]], Container | None]
-    inject: Callable[[Stack, Container], None]
+    inject: Inject
     # Once the container is healthy again: is it the comeback this fault expects?
-    came_back: Callable[[TargetBefore, Container, datetime], bool]
+    came_back: Callable[[TargetBefore, Container], bool]
 
 
 def containers(stack: Stack, service: str) -> list[Container]:
@@ -69,28 +96,92 @@ def by_hostname(stack: Stack, service: str, hostname: str) -> Container | None:
     return next((c for c in containers(stack, service) if c.config.hostname == hostname), None)
 
 
-def kill_main_process(stack: Stack, container: Container) -> None:
+def confirmed_death(stack: Stack, before: TargetBefore, timeout: float) -> Injection | None:
+    """Polls Docker until the container's FinishedAt moves past its value before the fault."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = ContainerMark.of(stack.docker.container.inspect(before.id))
+        died = died_at(before.mark, current)
+        if died is not None:
+            return Injection(died, f"died at {died:%H:%M:%S.%f} UTC (Docker FinishedAt)")
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.2)
+
+
+def kill_main_process(
+    stack: Stack, container: Container, before: TargetBefore, stop: threading.Event
+) -> Injection | None:
     with contextlib.suppress(DockerException):  # the exec dies with the container it kills
         container.execute(KILL_MAIN_PROCESS)
+    return confirmed_death(stack, before, DEATH_TIMEOUT_S)
 
 
-def restarted_by_policy(before: TargetBefore, now: Container, fault_at: datetime) -> bool:
-    return (now.restart_count or 0) > before.restart_count
+def restart(
+    stack: Stack, container: Container, before: TargetBefore, stop: threading.Event
+) -> Injection | None:
+    container.restart()
+    return confirmed_death(stack, before, 0)
 
 
-def started_since(before: TargetBefore, now: Container, fault_at: datetime) -> bool:
-    return now.state.started_at is not None and now.state.started_at >= fault_at
+def partition_for(seconds: float) -> Inject:
+    def partition(
+        stack: Stack, container: Container, before: TargetBefore, stop: threading.Event
+    ) -> Injection | None:
+        try:
+            for network in before.networks:
+                stack.docker.network.disconnect(network, container)
+            cut_at = now()
+            cut = stack.docker.container.inspect(before.id)
+            still = set(cut.network_settings.networks or {}) & set(before.networks)
+            stop.wait(seconds)
+        finally:  # even on Ctrl-C or an error: never leave a worker cut off
+            for network in before.networks:
+                with contextlib.suppress(DockerException):
+                    stack.docker.network.connect(network, container)
+        if still or not before.networks:
+            return None
+        return Injection(cut_at, f"disconnected from {', '.join(before.networks)}")
+
+    return partition
 
 
-def reconnected(before: TargetBefore, now: Container, fault_at: datetime) -> bool:
+def restarted_by_policy(before: TargetBefore, now: Container) -> bool:
+    return (now.restart_count or 0) > before.mark.restart_count
+
+
+def started_again(before: TargetBefore, now: Container) -> bool:
+    started = now.state.started_at
+    return started is not None and (
+        before.mark.started_at is None or started > before.mark.started_at
+    )
+
+
+def reconnected(before: TargetBefore, now: Container) -> bool:
     """A partitioned container is back when it is the same container (it never
     stopped) and attached again to every network it had before the fault."""
     attached = set(now.network_settings.networks or {})
-    return now.id == before.id and set(before.networks) <= attached
+    return (
+        now.id == before.id
+        and now.state.started_at == before.mark.started_at
+        and set(before.networks) <= attached
+    )
 
 
-def restart(stack: Stack, container: Container) -> None:
-    container.restart()
+def restore(stack: Stack, before: TargetBefore) -> list[str]:
+    """Puts the target back as it was if the fault left it down or cut off: the
+    safety net after Ctrl-C, an error, or a container that did not come back."""
+    done = []
+    current = stack.docker.container.inspect(before.id)
+    if current.state.status != "running":
+        current.start()
+        done.append(f"started {before.name}")
+    attached = set(current.network_settings.networks or {})
+    for network in before.networks:
+        if network not in attached:
+            stack.docker.network.connect(network, current)
+            done.append(f"reconnected {before.name} to {network}")
+    return done
 
 
 def first_when_tasks_run(service: str) -> Callable[[Stack, list[TaskSnapshot]], Container | None]:
@@ -101,6 +192,15 @@ def first_when_tasks_run(service: str) -> Callable[[Stack, list[TaskSnapshot]], 
         return found[0] if found else None
 
     return pick
+
+
+def scheduler_with_tasks_to_queue(stack: Stack, tasks: list[TaskSnapshot]) -> Container | None:
+    """A scheduler, once tasks run and enough are still unqueued that the
+    surviving scheduler has to queue some of them itself."""
+    unqueued = sum(t.state in ("none", "scheduled") for t in tasks)
+    if unqueued < UNQUEUED_FOR_SCHEDULER_KILL:
+        return None
+    return first_when_tasks_run("scheduler")(stack, tasks)
 
 
 def worker_running_long_task(stack: Stack, tasks: list[TaskSnapshot]) -> Container | None:
@@ -119,26 +219,11 @@ def triggerer_holding_deferred_task(stack: Stack, tasks: list[TaskSnapshot]) -> 
     return None
 
 
-def partition_for(seconds: float) -> Callable[[Stack, Container], None]:
-    def partition(stack: Stack, container: Container) -> None:
-        networks = list((container.network_settings.networks or {}).keys())
-        try:
-            for network in networks:
-                stack.docker.network.disconnect(network, container)
-            time.sleep(seconds)
-        finally:  # even on Ctrl-C: never leave a worker cut off
-            for network in networks:
-                with contextlib.suppress(DockerException):
-                    stack.docker.network.connect(network, container)
-
-    return partition
-
-
 FAULTS: dict[str, Fault] = {
     fault.name: fault
     for fault in (
         Fault("scheduler-kill", "SIGKILL one scheduler", "scheduler",
-              first_when_tasks_run("scheduler"), kill_main_process, restarted_by_policy),
+              scheduler_with_tasks_to_queue, kill_main_process, restarted_by_policy),
         Fault("api-server-kill", "SIGKILL one api-server", "api-server",
               first_when_tasks_run("api-server"), kill_main_process, restarted_by_policy),
         Fault("worker-kill", "SIGKILL the worker running the long task", "worker",
@@ -146,24 +231,29 @@ FAULTS: dict[str, Fault] = {
         Fault("triggerer-kill", "SIGKILL the triggerer holding a deferred task", "triggerer",
               triggerer_holding_deferred_task, kill_main_process, restarted_by_policy),
         Fault("redis-restart", "restart Redis", "redis",
-              first_when_tasks_run("redis"), restart, started_since),
+              first_when_tasks_run("redis"), restart, started_again),
         Fault("mysql-restart", "restart MySQL", "mysql",
-              first_when_tasks_run("mysql"), restart, started_since),
-        Fault("worker-partition", "cut the long task's worker off the network for 40 s",
-              "worker", worker_running_long_task, partition_for(40), reconnected),
+              first_when_tasks_run("mysql"), restart, started_again),
+        Fault("worker-partition",
+              f"cut the long task's worker off the network for {PARTITION_S:.0f} s",
+              "worker", worker_running_long_task, partition_for(PARTITION_S), reconnected),
     )
 }  # fmt: skip
 
 
 def wait_for_target(
     fault: Fault, stack: Stack, workload: Workload, timeout: float
-) -> tuple[Container, list[TaskSnapshot]]:
+) -> tuple[Container | None, list[TaskSnapshot]]:
+    """The container to hit and the tasks it was picked from; None if no target
+    showed up in time or the workload ended first (the caller then fails the
+    fault without touching the cluster)."""
     deadline = time.monotonic() + timeout
+    tasks: list[TaskSnapshot] = []
     while time.monotonic() < deadline:
         try:
             tasks = workload.tasks()
             if workload.finished():
-                raise ClusterError(f"{fault.name}: the workload ended before a target was found")
+                return None, tasks
         except AirflowApiError:
             time.sleep(1)  # a busy API answers again shortly; the deadline bounds this
             continue
@@ -171,4 +261,4 @@ def wait_for_target(
         if target is not None:
             return target, tasks
         time.sleep(0.5)
-    raise TimeoutExpiredError(f"{fault.name}: no target found within {timeout:.0f} s")
+    return None, tasks

@@ -1,21 +1,42 @@
-"""Inject one fault into a running workload and measure the recovery."""
+"""Inject one fault into a running workload, watch the recovery, and judge it.
+
+Every time is measured from the moment of failure Docker confirmed (the
+container's FinishedAt, or the return of the network disconnect), never from
+when the command was sent.
+"""
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Protocol
+
+from python_on_whales import Container
 
 from airflow_ha.airflow_api import AirflowApiError, AirflowClient
 from airflow_ha.chaos import metrics
-from airflow_ha.chaos.faults import Fault, TargetBefore, wait_for_target
+from airflow_ha.chaos.evidence import ContainerMark, DockerObserver, Restart, unexpected_restarts
+from airflow_ha.chaos.faults import Fault, Injection, TargetBefore, restore, wait_for_target
 from airflow_ha.chaos.probe import ApiProbe
-from airflow_ha.chaos.workload import FINISHED, TaskSnapshot, Workload, now
+from airflow_ha.chaos.workload import DAG_ID, FINISHED, TaskSnapshot, Workload, now
 from airflow_ha.stack import Stack
 
 Log = Callable[[str], None]
 TARGET_TIMEOUT_S = 180.0
+Details = dict[str, float | int | str]
+
+
+class Observer(Protocol):
+    """The facts beyond the REST API (evidence.DockerObserver on a real stack)."""
+
+    def marks(self) -> dict[str, ContainerMark]: ...
+    def logs(self, container: str) -> str: ...
+    def deadlocks_since(self, since: datetime) -> int: ...
+    def stall_limit(self) -> float: ...
+    def queue_decisions(self, dag_id: str, run_ids: list[str]) -> list[tuple[datetime, str]]: ...
 
 
 @dataclass
@@ -23,19 +44,33 @@ class FaultResult:
     fault: str
     description: str
     target: str
+    injected_at: datetime | None  # the confirmed moment of failure; None: not injected
+    evidence: str  # how Docker confirmed it, or why it was not injected
     runs: int
     succeeded: int
     failed: int
     stuck: int
     retries: int
+    run_seconds: list[float | None]
     container_back_s: float | None
     next_task_start_s: float | None
-    max_start_gap_s: float | None
-    details: dict[str, float | int | str] = field(default_factory=dict)
+    longest_stall_s: float | None
+    stall_limit_s: float
+    deadlocks: int | None  # None: MySQL's log could not be read
+    restarts: list[Restart] = field(default_factory=list)  # of containers not targeted
+    details: Details = field(default_factory=dict)
+
+    @property
+    def injected(self) -> bool:
+        return self.injected_at is not None
 
     @property
     def nothing_lost(self) -> bool:
         return self.succeeded == self.runs
+
+    @property
+    def stalled(self) -> bool:
+        return self.longest_stall_s is not None and self.longest_stall_s > self.stall_limit_s
 
     @property
     def failed_api_requests(self) -> int:
@@ -43,20 +78,59 @@ class FaultResult:
         return int(self.details.get("api_failed", 0))
 
     @property
+    def harmful_deadlocks(self) -> bool:
+        """Deadlocks while a run failed or a component crashed: possibly their cause."""
+        return bool(self.deadlocks) and (not self.nothing_lost or bool(self.restarts))
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the fault is not ok, most telling first; empty when it is."""
+        found = []
+        if not self.injected:
+            found.append(f"not injected ({self.evidence})")
+        if not self.nothing_lost:
+            found.append(f"{self.failed} failed, {self.stuck} stuck of {self.runs} runs")
+        if self.injected and self.container_back_s is None:
+            found.append(f"{self.target} not back")
+        if self.stalled:
+            found.append(f"stalled {self.longest_stall_s} s (limit {self.stall_limit_s:.0f} s)")
+        if self.failed_api_requests:
+            found.append(f"{self.failed_api_requests} API requests failed")
+        if self.restarts:
+            found.append(", ".join(f"{r.container} {r.what}" for r in self.restarts))
+        if self.harmful_deadlocks:
+            found.append(f"{self.deadlocks} MySQL deadlocks")
+        return found
+
+    @property
     def ok(self) -> bool:
-        return (
-            self.nothing_lost
-            and self.container_back_s is not None
-            and self.failed_api_requests == 0
+        return not self.problems
+
+    @property
+    def verdict(self) -> str:
+        checks = (
+            (not self.injected, "not injected"),
+            (not self.nothing_lost, "LOST/STUCK"),
+            (self.container_back_s is None, "NOT BACK"),
+            (self.stalled, "STALLED"),
+            (self.failed_api_requests > 0, "API FAILED"),
+            (bool(self.restarts), "CRASHED"),
+            (self.harmful_deadlocks, "DEADLOCK"),
         )
+        return next((label for failed, label in checks if failed), "ok")
+
+    def as_json(self) -> dict[str, object]:
+        payload = asdict(self)
+        payload["injected_at"] = self.injected_at.isoformat() if self.injected_at else None
+        return {**payload, "injected": self.injected, "ok": self.ok, "verdict": self.verdict}
 
 
-def _container_back(stack: Stack, fault: Fault, before: TargetBefore, fault_at: datetime) -> bool:
+def _container_back(stack: Stack, fault: Fault, before: TargetBefore) -> bool:
     current = stack.docker.container.inspect(before.id)
     state = current.state
     if state.status != "running" or (state.health is not None and state.health.status != "healthy"):
         return False
-    return fault.came_back(before, current, fault_at)
+    return fault.came_back(before, current)
 
 
 def _victim(fault: Fault, target: TargetBefore, tasks: list[TaskSnapshot]) -> TaskSnapshot | None:
@@ -78,12 +152,12 @@ def _victim(fault: Fault, target: TargetBefore, tasks: list[TaskSnapshot]) -> Ta
 def _follow_victim(
     victim: TaskSnapshot,
     tasks: list[TaskSnapshot],
-    at: datetime,
-    details: dict[str, float | int | str],
-    observed_at: datetime | None = None,
+    seen: datetime,
+    moments: dict[str, datetime],
+    details: Details,
 ) -> None:
-    """Record what became of the victim task; `observed_at` is when `tasks` were read."""
-    seen = observed_at or now()
+    """Record what became of the victim task (`seen`: when `tasks` were read);
+    `moments` get the first time each change was observed."""
     current = next(
         (
             t
@@ -97,29 +171,52 @@ def _follow_victim(
         return
     details["victim_final_state"] = current.state
     details["victim_tries"] = current.try_number
-    if (
-        victim.task_id == "long"
-        and "loss_detected_s" not in details
-        and (current.try_number > victim.try_number or current.state in ("up_for_retry", "failed"))
-    ):
-        # Airflow failed the killed try (heartbeat timeout): the part the config controls.
-        details["loss_detected_s"] = round((seen - at).total_seconds(), 1)
-    start = current.start
-    if (
-        victim.task_id == "long"
-        and "retry_started_s" not in details
-        and current.try_number > victim.try_number
-        and start is not None
-        and start > at
-    ):
-        details["retry_started_s"] = round((start - at).total_seconds(), 1)
-        details["retry_host"] = current.hostname
-    if victim.task_id == "deferred" and "trigger_moved_s" not in details:
-        # A new triggerer job (possibly the restarted container, same hostname).
-        moved = current.triggerer_job_id not in (None, victim.triggerer_job_id)
-        if moved or current.state != "deferred":
-            details["trigger_moved_s"] = round((seen - at).total_seconds(), 1)
-            details["new_triggerer"] = current.triggerer_host or "-"
+    if victim.task_id == "long":
+        if current.try_number > victim.try_number or current.state in ("up_for_retry", "failed"):
+            # Airflow failed the killed try (heartbeat timeout): the part the config controls.
+            moments.setdefault("loss_detected", seen)
+        start = current.start
+        if (
+            "retry_started" not in moments
+            and current.try_number > victim.try_number
+            and start is not None
+            and (victim.start is None or start > victim.start)
+        ):
+            moments["retry_started"] = start
+            details["retry_host"] = current.hostname
+    if victim.task_id == "deferred":
+        job = current.triggerer_job_id
+        if job not in (None, victim.triggerer_job_id) and "trigger_taken" not in moments:
+            moments["trigger_taken"] = seen
+            # Another triggerer, or the killed one restarted (same host, new job).
+            details["trigger_taken_by"] = (
+                "the restarted triggerer"
+                if current.triggerer_host == victim.triggerer_host
+                else current.triggerer_host
+            )
+        if current.state != "deferred":
+            moments.setdefault("deferred_resumed", seen)
+
+
+def _seconds_after(moment: datetime | None, death: datetime | None) -> float | None:
+    if moment is None or death is None:
+        return None
+    return round((moment - death).total_seconds(), 1)
+
+
+class _Watch:
+    """The fault's injection, running in a thread while the workload is watched."""
+
+    def __init__(self, fault: Fault, stack: Stack, container: Container, before: TargetBefore):
+        self.stop = threading.Event()
+        self._pool = ThreadPoolExecutor(1)
+        self.future: Future[Injection | None] = self._pool.submit(
+            fault.inject, stack, container, before, self.stop
+        )
+
+    def finish(self) -> None:
+        self.stop.set()
+        self._pool.shutdown(wait=True)
 
 
 def run_fault(
@@ -129,75 +226,148 @@ def run_fault(
     runs: int,
     timeout: float,
     log: Log,
+    observer: Observer | None = None,
 ) -> FaultResult:
+    observer = observer or DockerObserver(stack)
     log(f"{fault.name}: waiting until every service is healthy")
     stack.wait_healthy(timeout=300, progress=lambda _line: None)
+    stall_limit = observer.stall_limit()
     workload = Workload(client, runs)
     workload.start()
     log(f"{fault.name}: {runs} workload runs triggered; waiting for a target")
     container, tasks = wait_for_target(fault, stack, workload, TARGET_TIMEOUT_S)
-    target = TargetBefore.of(container)
-    victim = _victim(fault, target, tasks)
-    details: dict[str, float | int | str] = {}
-    probe = ApiProbe(client) if fault.service == "api-server" else None
-    # The fault runs in a thread: a partition lasts 40 s, and the workload is
-    # watched meanwhile (when the lost task is failed, when it is retried).
-    with probe or contextlib.nullcontext(), ThreadPoolExecutor(1) as injector:
-        fault_at = now()
-        log(f"{fault.name}: {fault.description}: {target.name}")
-        injection = injector.submit(fault.inject, stack, container)
-        back_s: float | None = None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                tasks = workload.tasks()
-                finished = workload.finished()
-            except AirflowApiError as error:
-                # Expected while MySQL restarts: the API cannot answer without it.
-                unavailable = int(details.get("api_unavailable_polls", 0)) + 1
-                details["api_unavailable_polls"] = unavailable
-                if unavailable == 1:
-                    log(f"{fault.name}: API not answering; waiting ({str(error)[:80]})")
+    before_marks = observer.marks()
+    started_at = now()
+    target = TargetBefore.of(container) if container is not None else None
+    victim = _victim(fault, target, tasks) if target is not None else None
+    details: Details = {}
+    moments: dict[str, datetime] = {}
+    injection: Injection | None = None
+    evidence = f"no target found within {TARGET_TIMEOUT_S:.0f} s or before the workload ended"
+    back_at: datetime | None = None
+    probe = ApiProbe(client) if fault.service == "api-server" and target is not None else None
+    watch: _Watch | None = None
+    with probe or contextlib.nullcontext():
+        try:
+            if container is not None and target is not None:
+                log(f"{fault.name}: {fault.description}: {target.name}")
+                watch = _Watch(fault, stack, container, target)
+            else:
+                log(f"{fault.name}: {evidence}; the cluster is left untouched")
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    tasks = workload.tasks()
+                    seen = now()
+                    finished = workload.finished()
+                except AirflowApiError as error:
+                    # Expected while MySQL restarts: the API cannot answer without it.
+                    unavailable = int(details.get("api_unavailable_polls", 0)) + 1
+                    details["api_unavailable_polls"] = unavailable
+                    if unavailable == 1:
+                        log(f"{fault.name}: API not answering; waiting ({str(error)[:80]})")
+                    time.sleep(1)
+                    continue
+                if "api_unavailable_polls" in details:
+                    moments.setdefault("api_back", seen)
+                if victim is not None:
+                    _follow_victim(victim, tasks, seen, moments, details)
+                if watch is not None and watch.future.done() and injection is None:
+                    injection = watch.future.result()  # re-raises a failed injection
+                    if injection is None:
+                        evidence = "Docker shows no sign of it"
+                        log(f"{fault.name}: NOT injected: {evidence}")
+                    else:
+                        evidence = injection.evidence
+                if (
+                    target is not None
+                    and injection is not None
+                    and back_at is None
+                    and _container_back(stack, fault, target)
+                ):
+                    back_at = now()
+                    log(f"{fault.name}: {target.name} healthy again")
+                injection_over = watch is None or watch.future.done()
+                if finished and injection_over and (back_at is not None or injection is None):
+                    break
                 time.sleep(1)
-                continue
-            if "api_unavailable_polls" in details and "api_back_s" not in details:
-                details["api_back_s"] = round((now() - fault_at).total_seconds(), 1)
-            if victim is not None:
-                _follow_victim(victim, tasks, fault_at, details)
-            injected = injection.done()
-            if injected:
-                injection.result()  # re-raise a failed injection
-            if back_s is None and injected and _container_back(stack, fault, target, fault_at):
-                back_s = round((now() - fault_at).total_seconds(), 1)
-                log(f"{fault.name}: {target.name} healthy again after {back_s} s")
-            if back_s is not None and finished:
-                break
-            time.sleep(1)
+        except BaseException:
+            if watch is not None and target is not None:
+                log(f"{fault.name}: interrupted; putting {target.name} back")
+                watch.finish()
+                for action in restore(stack, target) or [f"{target.name} was already back"]:
+                    log(f"{fault.name}: {action}")
+            raise
+        if watch is not None and injection is None:  # the loop timed out first
+            watch.finish()
+            injection = watch.future.result()
+            evidence = injection.evidence if injection else "Docker shows no sign of it"
+    if target is not None and back_at is None:
+        for action in restore(stack, target):
+            log(f"{fault.name}: {target.name} did not come back: {action}")
     if probe is not None:
         details["api_requests"] = probe.result.requests
         details["api_failed"] = probe.result.failed
         if probe.result.errors:
             details["api_first_error"] = probe.result.errors[0]
-    states = workload.run_states()
+    death = injection.at if injection is not None else None
+    run_snapshots = workload.run_snapshots()
     tasks = workload.tasks()
     if victim is not None:
-        _follow_victim(victim, tasks, fault_at, details)
+        _follow_victim(victim, tasks, now(), moments, details)
+    for name, moment in moments.items():
+        seconds = _seconds_after(moment, death)
+        if seconds is not None:
+            details[f"{name}_s"] = seconds
+    if death is not None and target is not None and fault.service == "scheduler":
+        decisions = observer.queue_decisions(DAG_ID, workload.run_ids)
+        for key, value in (
+            ("survivor_queued_s", metrics.survivor_first_queue(decisions, death, target.hostname)),
+            ("scheduling_gap_s", metrics.scheduling_gap(decisions, death)),
+        ):
+            if value is not None:
+                details[key] = round(value, 1)
+    restarts = [
+        Restart(r.container, r.service, r.what, observer.logs(r.container))
+        for r in unexpected_restarts(
+            before_marks, observer.marks(), target.id if target is not None else None
+        )
+    ]
+    all_finished = all(r.state in FINISHED for r in run_snapshots)
+    ends = [r.end for r in run_snapshots if r.end is not None]
+    end = max(ends) if all_finished and ends else now()
+    events = metrics.progress_events(tasks, run_snapshots)
     result = FaultResult(
         fault=fault.name,
         description=fault.description,
-        target=target.name,
-        runs=len(states),
-        succeeded=sum(s == "success" for s in states.values()),
-        failed=sum(s == "failed" for s in states.values()),
-        stuck=sum(s not in FINISHED for s in states.values()),
+        target=target.name if target is not None else "-",
+        injected_at=death,
+        evidence=evidence,
+        runs=len(run_snapshots),
+        succeeded=sum(r.state == "success" for r in run_snapshots),
+        failed=sum(r.state == "failed" for r in run_snapshots),
+        stuck=sum(r.state not in FINISHED for r in run_snapshots),
         retries=metrics.retries(tasks),
-        container_back_s=back_s,
-        next_task_start_s=_rounded(metrics.next_start_after(tasks, fault_at)),
-        max_start_gap_s=_rounded(metrics.max_start_gap(tasks, fault_at)),
+        run_seconds=metrics.run_seconds(run_snapshots),
+        container_back_s=_seconds_after(back_at, death),
+        next_task_start_s=_rounded(metrics.next_start_after(tasks, death) if death else None),
+        longest_stall_s=(
+            None if death is None else round(metrics.longest_stall(events, death, end), 1)
+        ),
+        stall_limit_s=stall_limit,
+        deadlocks=_deadlocks(observer, started_at),
+        restarts=restarts,
         details=details,
     )
     log(f"{fault.name}: {result.succeeded}/{result.runs} runs succeeded, {result.retries} retries")
     return result
+
+
+def _deadlocks(observer: Observer, since: datetime) -> int | None:
+    try:
+        return observer.deadlocks_since(since)
+    except LookupError:
+        return None
 
 
 def _rounded(value: float | None) -> float | None:

@@ -23,6 +23,7 @@ class TaskSnapshot:
     state: str
     try_number: int
     start: datetime | None
+    end: datetime | None
     hostname: str
     triggerer_host: str
     triggerer_job_id: int | None
@@ -37,9 +38,27 @@ class TaskSnapshot:
             state=str(ti.get("state") or "none"),
             try_number=int(ti.get("try_number") or 0),
             start=parse_time(ti.get("start_date")),
+            end=parse_time(ti.get("end_date")),
             hostname=str(ti.get("hostname") or ""),
             triggerer_host=str(triggerer.get("hostname") or ""),
             triggerer_job_id=int(triggerer["id"]) if triggerer.get("id") is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    run_id: str
+    state: str
+    start: datetime | None
+    end: datetime | None
+
+    @classmethod
+    def from_api(cls, run: JSON) -> "RunSnapshot":
+        return cls(
+            run_id=str(run["dag_run_id"]),
+            state=str(run.get("state") or "none"),
+            start=parse_time(run.get("start_date")),
+            end=parse_time(run.get("end_date")),
         )
 
 
@@ -62,8 +81,8 @@ class Workload:
         self.client.set_paused(DAG_ID, paused=False)
         self.run_ids = [str(self.client.trigger(DAG_ID)["dag_run_id"]) for _ in range(self.runs)]
 
-    def run_states(self) -> dict[str, str]:
-        return {run: str(self.client.dag_run(DAG_ID, run)["state"]) for run in self.run_ids}
+    def run_snapshots(self) -> list[RunSnapshot]:
+        return [RunSnapshot.from_api(self.client.dag_run(DAG_ID, run)) for run in self.run_ids]
 
     def tasks(self) -> list[TaskSnapshot]:
         return [
@@ -73,4 +92,4 @@ class Workload:
         ]
 
     def finished(self) -> bool:
-        return all(state in FINISHED for state in self.run_states().values())
+        return all(run.state in FINISHED for run in self.run_snapshots())

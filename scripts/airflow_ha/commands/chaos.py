@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from airflow_ha.chaos.faults import FAULTS
-from airflow_ha.chaos.report import format_table, write_json
+from airflow_ha.chaos.report import format_restarts, format_table, write_json
 from airflow_ha.chaos.runner import run_all
 from airflow_ha.console import Progress
 from airflow_ha.context import Context
@@ -56,18 +56,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if args.json is not None:
             write_json(results, args.json)
     print(format_table(results))
+    restarts = format_restarts(results)
+    if restarts:
+        print(f"\nContainers that restarted although no fault aimed at them:\n{restarts}")
     bad = [r for r in results if not r.ok]
     if bad:
-        raise VerificationError(
-            "; ".join(
-                f"{r.fault}: {r.failed} failed, {r.stuck} stuck of {r.runs} runs"
-                + ("" if r.container_back_s is not None else f", {r.target} not back")
-                + (
-                    f", {r.failed_api_requests} API requests failed"
-                    if r.failed_api_requests
-                    else ""
-                )
-                for r in bad
-            )
-        )
+        raise VerificationError("; ".join(f"{r.fault}: {', '.join(r.problems)}" for r in bad))
     return 0

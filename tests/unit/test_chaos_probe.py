@@ -1,0 +1,123 @@
+"""chaos/probe.py: the API probe against a tiny fake Airflow API on 127.0.0.1."""
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+
+import pytest
+
+from airflow_ha.airflow_api import AirflowClient, Credentials
+from airflow_ha.chaos import probe
+
+# --- probe: ApiProbe against a fake API on 127.0.0.1 ----------------------------------------
+
+OK_GETS = 3  # the API answers this many GETs, then only errors
+FAILURES_WANTED = 8
+
+
+class ProbeServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ProbeHandler)
+        self.lock = threading.Lock()
+        self.logins = 0
+        self.gets = 0
+        self.authorizations: set[str | None] = set()
+        self.failing = threading.Event()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class ProbeHandler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    @property
+    def fake(self) -> ProbeServer:
+        return cast(ProbeServer, self.server)
+
+    def _reply(self, status: int, payload: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path != "/auth/token":
+            self._reply(404, b"{}", "application/json")
+            return
+        with self.fake.lock:
+            self.fake.logins += 1
+        self._reply(201, json.dumps({"access_token": "tok"}).encode(), "application/json")
+
+    def do_GET(self) -> None:
+        if not self.path.startswith("/api/v2/dags?"):
+            self._reply(404, b"{}", "application/json")
+            return
+        with self.fake.lock:
+            self.fake.gets += 1
+            n = self.fake.gets
+            self.fake.authorizations.add(self.headers.get("Authorization"))
+        if n <= OK_GETS:
+            self._reply(200, b'{"dags": [], "total_entries": 0}', "application/json")
+            return
+        if n - OK_GETS >= FAILURES_WANTED:
+            self.fake.failing.set()
+        self._reply(500, f"boom {n}".encode(), "text/plain")
+
+
+@pytest.fixture
+def probe_server() -> Iterator[ProbeServer]:
+    server = ProbeServer()
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_probe_counts_requests_and_failures(
+    monkeypatch: pytest.MonkeyPatch, probe_server: ProbeServer
+) -> None:
+    monkeypatch.setattr(probe, "POLL_INTERVAL_S", 0.005)
+    client = AirflowClient(probe_server.url, Credentials("admin", "pw"), timeout=5)
+    api_probe = probe.ApiProbe(client)
+
+    with api_probe as entered:
+        assert entered is api_probe
+        assert probe_server.logins == 1  # logged in before the thread starts
+        assert probe_server.failing.wait(timeout=5), "the probe stopped sending requests"
+    assert not api_probe._thread.is_alive()
+
+    result = api_probe.result
+    served = probe_server.gets
+    # Every GET after the first one (sent by __enter__ to log in) is counted, none lost.
+    assert result.requests == served - 1
+    assert result.failed == served - OK_GETS
+    assert result.failed >= FAILURES_WANTED
+    assert result.requests - result.failed == OK_GETS - 1
+    # Only the first five errors are kept, in order.
+    assert len(result.errors) == 5
+    for i, error in enumerate(result.errors):
+        assert error == f"GET /api/v2/dags failed with HTTP 500: boom {OK_GETS + 1 + i}"
+    assert probe_server.logins == 1
+    assert probe_server.authorizations == {"Bearer tok"}
+
+
+def test_probe_result_is_empty_before_it_runs() -> None:
+    api_probe = probe.ApiProbe(AirflowClient("http://127.0.0.1:9", Credentials("a", "b")))
+    assert (api_probe.result.requests, api_probe.result.failed, api_probe.result.errors) == (
+        0,
+        0,
+        [],
+    )
+    assert not api_probe._thread.is_alive()
