@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -16,6 +17,7 @@ from airflow_ha.scaling import (
     PoolContainer,
     PoolScaler,
     choose_to_remove,
+    one_scale_at_a_time,
     resize,
     task_label,
 )
@@ -349,3 +351,35 @@ def test_idle_workers_are_stopped_together() -> None:
     scaler.drain_and_remove(1, timeout=10)
 
     assert docker.stop_batches == [["p-worker-4", "p-worker-3", "p-worker-2"]]
+
+
+def test_force_removes_the_last_worker_although_tasks_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docker = FakeDocker([1])
+    flower = FakeFlower(busy={"celery@host1": 0})
+    monkeypatch.setattr(flower, "queues_by_worker", dict)  # Celery's view once it is gone
+    airflow = FakeAirflow(waiting=[{"dag_id": "d", "task_id": "t", "state": "queued"}])
+    scaler, _ = make_scaler(docker, flower, airflow)
+    record = Recorder(docker)
+
+    after, _ = resize(scaler, 0, record, timeout=1, drain_timeout=1, force=True)
+
+    assert after == []
+    assert docker.removed == ["p-worker-1"]
+    assert record.calls == [("worker", 0, 0)]
+
+
+def test_a_second_scale_of_a_project_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    state_dir = tmp_path / "afha-one"
+
+    def another_scale() -> None:
+        with one_scale_at_a_time(state_dir):
+            pass
+
+    with (
+        one_scale_at_a_time(state_dir),
+        pytest.raises(ClusterError, match="another `scale` of project afha-one is running"),
+    ):
+        another_scale()
+    another_scale()  # the first's end freed the lock
