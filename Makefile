@@ -9,7 +9,7 @@
 #   make clean CONFIRM=yes     delete the cluster's volumes
 #   make test                  lint, type checks, unit and integration tests
 #   make unit-test             the tests that need no Docker
-#   make mutation [MODULE=scripts/airflow_ha/x.py] [REF=HEAD]   mutmut on the outcome-deciding modules
+#   make mutation [MODULE="scripts/airflow_ha/x.py ..."] [REF=HEAD]   mutmut on the outcome-deciding modules
 #                              (unit tests only, no Docker; not part of make test): kill rate per module
 
 PYTHON ?= python3
@@ -76,7 +76,7 @@ test: lint unit-test integration-test
 
 # Mutation testing (tools/mutation.py, config in pyproject's [tool.mutmut]); slow, so not in `test`.
 mutation: $(STAMP)
-	$(VENV)/bin/python tools/mutation.py $(if $(MODULE),--module $(MODULE)) $(if $(REF),--ref $(REF))
+	$(VENV)/bin/python tools/mutation.py $(foreach m,$(MODULE),--module $(m)) $(if $(REF),--ref $(REF))
 
 # Re-resolve the Airflow image's lock from images/airflow/requirements.in.
 lock: $(STAMP)

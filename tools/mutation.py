@@ -110,25 +110,25 @@ def module_glob(module: str) -> str:
     return ".".join(relative.with_suffix("").parts) + ".*"
 
 
-def run_mutmut(module: str | None) -> int:
+def run_mutmut(modules: list[str]) -> int:
     mutmut = Path(sys.executable).parent / "mutmut"
-    names = [module_glob(module)] if module else []
+    names = [module_glob(m) for m in modules]
     return subprocess.run([str(mutmut), "run", *names], cwd=STAGE, check=False).returncode
 
 
-def collect_results(module: str | None) -> list[ModuleResult]:
-    """Per mutated file, mutmut's verdicts; only `module`'s files when given."""
+def collect_results(modules: list[str]) -> list[ModuleResult]:
+    """Per mutated file, mutmut's verdicts; only `modules`' files when given."""
     from mutmut.mutation.data import SourceFileMutationData
     from mutmut.stats import status_by_exit_code
     from mutmut.utils.file_utils import walk_mutatable_files
 
-    prefix = module_glob(module).removesuffix("*") if module else ""
+    prefixes = tuple(module_glob(m).removesuffix("*") for m in modules) or ("",)
     results = []
     with in_stage():
         for path in sorted(walk_mutatable_files()):
             data = SourceFileMutationData(path=path)
             data.load()
-            keys = [k for k in data.exit_code_by_key if k.startswith(prefix)]
+            keys = [k for k in data.exit_code_by_key if k.startswith(prefixes)]
             if not keys:
                 continue
             result = ModuleResult(path=str(Path("scripts", *path.parts[1:])))
@@ -183,7 +183,12 @@ def report(results: list[ModuleResult]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--module", help="one file or folder under scripts/, e.g. scripts/x.py")
+    parser.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        help="a file or folder under scripts/, e.g. scripts/airflow_ha/verify.py (repeatable)",
+    )
     parser.add_argument("--ref", help="test this commit's files instead of the work tree")
     parser.add_argument(
         "--report-only", action="store_true", help="summarise the last run without running"
