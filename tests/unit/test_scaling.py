@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import pytest
 
+from airflow_ha import scaling
 from airflow_ha.airflow_api import JSON, AirflowClient
 from airflow_ha.errors import ClusterError, TimeoutExpiredError, UsageError
 from airflow_ha.flower_api import FlowerClient, WorkerInfo
@@ -80,6 +81,8 @@ class FakeFlower:
     draining: bool = True
     calls: list[str] = field(default_factory=list)
     interrupt_after: int | None = None
+    # When set, Celery knows only the workers whose container runs.
+    docker: FakeDocker | None = None
 
     def worker(self, name: str) -> WorkerInfo | None:
         if self.interrupt_after is not None:
@@ -94,7 +97,11 @@ class FakeFlower:
         return WorkerInfo(name, ("default",), 4, active=busy, reserved=0)
 
     def queues_by_worker(self) -> dict[str, tuple[str, ...]]:
-        return {name: ("default",) for name in self.busy}
+        names = list(self.busy)
+        if self.docker is not None:
+            running = {c.celery_name for c in self.docker.running.values()}
+            names = [name for name in names if name in running]
+        return {name: ("default",) for name in names}
 
     def cancel_consumer(self, name: str, queue: str) -> None:
         self.calls.append(f"cancel {name} {queue}")
@@ -383,3 +390,91 @@ def test_a_second_scale_of_a_project_is_refused_while_the_first_runs(tmp_path: P
     ):
         another_scale()
     another_scale()  # the first's end freed the lock
+
+
+def running_task(host: str, task_id: str = "t") -> JSON:
+    return {
+        "dag_id": "d",
+        "task_id": task_id,
+        "map_index": -1,
+        "state": "running",
+        "hostname": host,
+    }
+
+
+def test_a_worker_celery_calls_idle_stays_while_airflow_runs_a_task_on_its_host() -> None:
+    # Celery's lists miss a task between its ack and its start: Airflow still runs it there.
+    docker = FakeDocker([1, 2, 3])
+    flower = FakeFlower(busy={"celery@host1": 0, "celery@host2": 0, "celery@host3": 0})
+    airflow = FakeAirflow(running=[running_task("host2", "held"), running_task("host1", "other")])
+    scaler, log = make_scaler(docker, flower, airflow)
+
+    with pytest.raises(TimeoutExpiredError, match=r"p-worker-2: 0 running, 0 reserved d\.held$"):
+        scaler.drain_and_remove(1, timeout=0.05)
+
+    # host3 was idle in both Celery and Airflow; host2 ran an Airflow task; host1 stays anyway.
+    assert docker.removed == ["p-worker-3"]
+    assert "waiting for p-worker-2: 0 running, 0 reserved d.held" in log
+    assert flower.calls[-1] == "add celery@host2 default"
+    assert (["running"], None) in airflow.asked
+
+
+def test_a_worker_goes_once_airflow_no_longer_runs_anything_on_its_host() -> None:
+    docker = FakeDocker([1, 2])
+    flower = FakeFlower(busy={"celery@host1": 0, "celery@host2": 0})
+
+    class FinishingAirflow(FakeAirflow):
+        """The task on host2 finishes after two looks."""
+
+        def task_instances_where(
+            self, states: list[str], queues: list[str] | None = None
+        ) -> list[JSON]:
+            if len(self.asked) >= 2:
+                self.running = []
+            return super().task_instances_where(states, queues)
+
+    airflow = FinishingAirflow(running=[running_task("host2")])
+    scaler, log = make_scaler(docker, flower, airflow)
+
+    removed = scaler.drain_and_remove(1, timeout=10)
+
+    assert [c.name for c in removed] == ["p-worker-2"]
+    assert docker.removed == ["p-worker-2"]
+    assert len(airflow.asked) == 3
+    assert log.count("waiting for p-worker-2: 0 running, 0 reserved d.t") == 1
+    assert log[-1] == "p-worker-2 (celery@host2) drained, stopped and removed"
+
+
+def test_a_task_without_a_host_holds_no_worker() -> None:
+    docker = FakeDocker([1])
+    flower = FakeFlower(busy={"celery@host1": 0})
+    airflow = FakeAirflow(running=[{"dag_id": "d", "task_id": "t", "hostname": None}])
+    scaler, _ = make_scaler(docker, flower, airflow)
+
+    scaler.drain_and_remove(0, timeout=10)
+
+    assert docker.removed == ["p-worker-1"]
+
+
+def test_shrinking_to_a_smaller_pool_does_not_ask_about_waiting_tasks() -> None:
+    docker = FakeDocker([1, 2])
+    flower = FakeFlower(busy={"celery@host1": 0, "celery@host2": 0}, docker=docker)
+    airflow = FakeAirflow(waiting=[{"dag_id": "d", "task_id": "t", "state": "queued"}])
+    scaler, _ = make_scaler(docker, flower, airflow)
+
+    after, _ = resize(scaler, 1, Recorder(docker), timeout=1, drain_timeout=1)
+
+    assert [c.name for c in after] == ["p-worker-1"]
+    assert all(states == ["running"] for states, _ in airflow.asked)
+
+
+def test_emptying_an_idle_pool_without_force_checks_then_removes() -> None:
+    docker = FakeDocker([1])
+    flower = FakeFlower(busy={"celery@host1": 0}, docker=docker)
+    airflow = FakeAirflow()
+    scaler, _ = make_scaler(docker, flower, airflow)
+
+    resize(scaler, 0, Recorder(docker), timeout=1, drain_timeout=1)
+
+    assert docker.removed == ["p-worker-1"]
+    assert airflow.asked[0] == (scaling.WAITING_STATES, ["default"])

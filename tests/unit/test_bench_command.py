@@ -1,0 +1,121 @@
+"""`bench` (commands/bench.py) end to end, with the measuring replaced: what it asks
+compare.py for, what it prints and writes, and that it holds the scale lock."""
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
+
+import pytest
+
+from airflow_ha.bench_figures import ChainFigures, FanoutFigures
+from airflow_ha.commands import bench
+from airflow_ha.compare import STAGES, ProfileResult
+from airflow_ha.context import Context
+from airflow_ha.errors import ClusterError
+from airflow_ha.profiles import Profile
+from airflow_ha.scaling import one_scale_at_a_time
+
+
+class FakeComparison:
+    """Stands in for compare.run_comparison, which needs a running cluster."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.asked: list[tuple[list[str], list[str], int]] = []
+        self.scale_refused: list[bool] = []
+
+    def __call__(
+        self,
+        ctx: Context,
+        profiles: Sequence[Profile],
+        stages: Sequence[str],
+        runs: int,
+        log: object,
+    ) -> list[ProfileResult]:
+        self.asked.append(([p.name for p in profiles], list(stages), runs))
+        try:
+            with one_scale_at_a_time(self.state_dir):
+                self.scale_refused.append(False)
+        except ClusterError:
+            self.scale_refused.append(True)
+        return [
+            ProfileResult(
+                p.name,
+                idle_cpu_percent={"worker": 1.0 + i},
+                chain=[ChainFigures(10, 0.5 + i)],
+                fanout=[FanoutFigures(100, 4.0 + i, 0.1, 1.0, 2.0)],
+            )
+            for i, p in enumerate(profiles)
+        ]
+
+
+@pytest.fixture
+def comparison(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeComparison:
+    fake = FakeComparison(tmp_path / "state")
+    monkeypatch.setattr(bench, "run_comparison", fake)
+    return fake
+
+
+def run_bench(tmp_path: Path, **options: object) -> int:
+    args = argparse.Namespace(
+        profile=None, stage=None, runs=3, json=None, charts=tmp_path / "charts"
+    )
+    for key, value in options.items():
+        setattr(args, key, value)
+    ctx = SimpleNamespace(state_dir=tmp_path / "state")
+    return bench.run(args, cast(Context, ctx))
+
+
+def test_by_default_this_cluster_then_airflows_defaults_every_stage(
+    comparison: FakeComparison, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_bench(tmp_path) == 0
+
+    assert comparison.asked == [(["ha", "airflow-defaults"], list(STAGES), 3)]
+    out, err = capsys.readouterr()
+    header = out.splitlines()[0].split()
+    assert header == ["figure", "ha", "airflow-defaults", "ha", "/", "airflow-defaults"]
+    assert "fan-out, tasks/s" in out
+    charts = sorted(p.name for p in (tmp_path / "charts").iterdir())
+    assert charts == ["bench-idle-cpu.png", "bench-tasks.png"]
+    assert f"chart: {tmp_path / 'charts' / 'bench-tasks.png'}" in err
+    assert not list(tmp_path.glob("*.json"))  # no --json, no file
+
+
+def test_the_profiles_stages_and_runs_asked_for(
+    comparison: FakeComparison, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_bench(tmp_path, profile=["airflow-defaults"], stage=["chain", "idle"], runs=1)
+
+    assert code == 0
+    assert comparison.asked == [(["airflow-defaults"], ["chain", "idle"], 1)]
+    assert capsys.readouterr().out.splitlines()[0].split() == ["figure", "airflow-defaults"]
+
+
+@pytest.mark.parametrize("runs", [1, bench.MAX_RUNS])
+def test_the_edge_run_counts_are_accepted(
+    comparison: FakeComparison, tmp_path: Path, runs: int
+) -> None:
+    assert run_bench(tmp_path, runs=runs) == 0
+    assert comparison.asked[0][2] == runs
+
+
+def test_the_figures_go_to_json_when_asked(comparison: FakeComparison, tmp_path: Path) -> None:
+    run_bench(tmp_path, json=tmp_path / "bench.json")
+
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert [p["profile"] for p in data["profiles"]] == ["ha", "airflow-defaults"]
+    assert data["summary"]["fan-out, tasks/s"] == {"ha": 4.0, "airflow-defaults": 5.0}
+
+
+def test_no_scale_may_run_while_the_benchmark_does(
+    comparison: FakeComparison, tmp_path: Path
+) -> None:
+    run_bench(tmp_path)
+
+    assert comparison.scale_refused == [True]
+    with one_scale_at_a_time(tmp_path / "state"):  # and the lock is freed afterwards
+        pass
