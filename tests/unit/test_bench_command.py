@@ -10,8 +10,8 @@ from typing import cast
 
 import pytest
 
+import airflow_ha.commands.bench as bench
 from airflow_ha.bench_figures import ChainFigures, FanoutFigures
-from airflow_ha.commands import bench
 from airflow_ha.compare import STAGES, ProfileResult
 from airflow_ha.context import Context
 from airflow_ha.errors import ClusterError
