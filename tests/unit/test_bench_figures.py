@@ -205,3 +205,13 @@ def test_json_and_charts_are_written(tmp_path: Path) -> None:
     assert [c.name for c in charts] == ["bench-idle-cpu.png", "bench-tasks.png"]
     for chart in charts:
         assert chart.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_chain_counts_the_tasks_that_completed_not_those_it_asked_for() -> None:
+    tasks = [task(f"s{i}", queued=i, start=i + 0.2, end=i + 1) for i in range(3)]
+    tasks.append(task("s3", queued=3, start=3.2, end=9, state="failed"))
+    tasks.append(task("s4", queued=9, start=9, end=9, state="upstream_failed"))
+
+    figures = chain_figures(tasks)
+
+    assert figures == ChainFigures(tasks=3, seconds_per_task=1.0)  # 0 to 3 s over 3 tasks
