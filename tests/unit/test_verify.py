@@ -1,6 +1,7 @@
 """verify.py: DAG discovery, runs and the report, against a fake API client."""
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -49,6 +50,7 @@ class FakeClient(AirflowClient):
         self._run_states = {k: list(v) for k, v in (run_states or {}).items()}
         self._task_instances = task_instances or {}
         self.calls: list[tuple[Any, ...]] = []
+        self.confs: dict[str, JSON | None] = {}
 
     def _call(self, *call: Any) -> None:
         if len(self.calls) >= self.MAX_CALLS:
@@ -78,6 +80,7 @@ class FakeClient(AirflowClient):
 
     def trigger(self, dag_id: str, conf: JSON | None = None) -> JSON:
         self._call("trigger", dag_id)
+        self.confs[dag_id] = conf
         return {"dag_run_id": f"manual__{dag_id}", "state": "queued", "dag_id": dag_id}
 
     def dag_run(self, dag_id: str, run_id: str) -> JSON:
@@ -352,3 +355,76 @@ def test_verify_discovers_then_runs() -> None:
     client = FakeClient(tagged=["example"], run_states={"example": ["success"]})
     runs = verify.verify(client, [], timeout=5, discover_timeout=5, log=Log())
     assert [(r.dag_id, r.state) for r in runs] == [("example", "success")]
+
+
+def test_task_result_keeps_when_it_was_queued_started_and_ended() -> None:
+    task = TaskResult.from_api(
+        {
+            "task_id": "t",
+            "queued_when": "2026-12-01T10:00:00Z",
+            "start_date": "2026-12-01T10:00:02Z",
+            "end_date": "2026-12-01T10:00:05.5Z",
+        }
+    )
+    assert task.queued_at == datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
+    assert task.started_at == datetime(2026, 12, 1, 10, 0, 2, tzinfo=UTC)
+    assert task.ended_at == datetime(2026, 12, 1, 10, 0, 5, 500000, tzinfo=UTC)
+
+
+def test_a_zero_duration_is_a_duration() -> None:
+    task = TaskResult.from_api({"task_id": "t", "duration": 0})
+    assert task.duration == 0.0
+    runs = [RunResult("d", "r", "success", [task])]
+    assert "0.0s" in format_report(runs).splitlines()[1]
+
+
+def test_import_error_details_give_each_file_and_its_trace() -> None:
+    client = FakeClient(
+        import_errors=[
+            {"filename": "a.py", "stack_trace": "Trace A"},
+            {"stack_trace": "Trace without file"},
+            {"filename": "c.py"},
+        ]
+    )
+    with pytest.raises(VerificationError) as caught:
+        check_import_errors(client)
+    assert str(caught.value) == "3 DAG import error(s) in: ?, a.py, c.py"
+    assert caught.value.details == "a.py:\nTrace A\n\nNone:\nTrace without file\n\nc.py:\n"
+
+
+def test_run_dags_passes_each_dag_its_own_conf() -> None:
+    client = FakeClient(run_states={"a": ["success"], "b": ["success"]})
+    run_dags(client, ["a", "b"], timeout=5, log=Log(), conf={"a": {"n": 3}})
+    assert client.confs == {"a": {"n": 3}, "b": None}
+
+
+def test_run_dags_without_conf_triggers_with_none() -> None:
+    client = FakeClient(run_states={"a": ["success"]})
+    run_dags(client, ["a"], timeout=5, log=Log())
+    assert client.confs == {"a": None}
+
+
+def test_run_dags_stops_polling_once_every_run_finished() -> None:
+    client = FakeClient(run_states={"a": ["running", "failed"], "b": ["success"]})
+    runs = run_dags(client, ["a", "b"], timeout=5, log=Log())
+
+    assert [r.state for r in runs] == ["failed", "success"]
+    polls = [call for call in client.calls if call[0] == "dag_run"]
+    assert polls == [
+        ("dag_run", "a", "manual__a"),
+        ("dag_run", "b", "manual__b"),
+        ("dag_run", "a", "manual__a"),
+    ]
+
+
+def test_run_dags_reports_an_unfinished_run_with_its_last_state() -> None:
+    log = Log()
+    client = FakeClient(run_states={"a": ["queued", "running"]})
+    [run] = run_dags(client, ["a"], timeout=0.1, log=log)
+    assert run.state == "running"
+    assert log.lines == ["a: triggered run manual__a", "a: running"]  # queued was no change
+
+
+def test_the_discovery_timeout_is_not_the_run_timeout() -> None:
+    with pytest.raises(VerificationError, match="did not appear within 0 s"):
+        verify.verify(FakeClient(), ["ghost"], timeout=5, discover_timeout=0.05, log=Log())
