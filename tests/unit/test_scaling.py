@@ -478,3 +478,132 @@ def test_emptying_an_idle_pool_without_force_checks_then_removes() -> None:
 
     assert docker.removed == ["p-worker-1"]
     assert airflow.asked[0] == (scaling.WAITING_STATES, ["default"])
+
+
+def test_scale_up_starts_the_missing_containers_detached_without_building() -> None:
+    docker = FakeDocker([1])
+    flower = FakeFlower(busy={f"celery@host{n}": 0 for n in (1, 2, 3)})
+    scaler, log = make_scaler(docker, flower)
+
+    resize(scaler, 3, Recorder(docker), timeout=1, drain_timeout=1)
+
+    [call] = docker.up_calls
+    assert call["scales"] == {"worker": 3}
+    assert call["detach"] is True  # returns once started; registration is checked apart
+    assert call["no_build"] is True  # a resize never rebuilds the image
+    assert log[:2] == ["pool worker (queue default): 1 -> 3", "starting 2 worker container(s)"]
+
+
+def test_resizing_to_the_current_size_starts_and_drains_nothing() -> None:
+    docker = FakeDocker([1, 2])
+    flower = FakeFlower(busy={"celery@host1": 3, "celery@host2": 0})
+    scaler, log = make_scaler(docker, flower)
+    record = Recorder(docker)
+
+    after, new = resize(scaler, 2, record, timeout=1, drain_timeout=1)
+
+    assert [c.number for c in after] == [1, 2]
+    assert new == set()
+    assert record.calls == [("worker", 2, 2)]
+    assert docker.up_calls == []
+    assert flower.calls == []
+    assert log == ["pool worker (queue default): 2 -> 2", "2 of 2 registered"]
+
+
+def test_shrinking_reports_no_new_container() -> None:
+    docker = FakeDocker([1, 2])
+    flower = FakeFlower(busy={"celery@host1": 0, "celery@host2": 0}, docker=docker)
+    scaler, _ = make_scaler(docker, flower)
+
+    after, new = resize(scaler, 1, Recorder(docker), timeout=1, drain_timeout=1)
+
+    assert ([c.number for c in after], new) == ([1], set())
+
+
+def test_a_lost_worker_is_reported_after_a_shrink() -> None:
+    docker = FakeDocker([1, 2])
+    # Celery has lost p-worker-1's worker: after p-worker-2 goes, it sees none.
+    flower = FakeFlower(busy={"celery@host2": 0}, docker=docker)
+    scaler, _ = make_scaler(docker, flower)
+
+    with pytest.raises(ClusterError) as caught:
+        resize(scaler, 1, Recorder(docker), timeout=1, drain_timeout=1)
+
+    assert docker.removed == ["p-worker-2"]
+    assert str(caught.value) == "Celery reports 0 worker(s) on queue default, 1 asked: none"
+
+
+def test_stray_workers_are_named_after_a_shrink() -> None:
+    docker = FakeDocker([1, 2])
+    # Celery still lists the removed worker and one no container of ours runs.
+    flower = FakeFlower(busy={"celery@host1": 0, "celery@host2": 0, "celery@stray": 0})
+    scaler, _ = make_scaler(docker, flower)
+
+    with pytest.raises(ClusterError) as caught:
+        resize(scaler, 1, Recorder(docker), timeout=1, drain_timeout=1)
+
+    assert str(caught.value) == (
+        "Celery reports 3 worker(s) on queue default, 1 asked: "
+        "celery@host1, celery@host2, celery@stray"
+    )
+
+
+class LateFlower(FakeFlower):
+    """host2 registers with Celery only at the third look."""
+
+    looks: int = 0
+
+    def queues_by_worker(self) -> dict[str, tuple[str, ...]]:
+        self.looks += 1
+        known = super().queues_by_worker()
+        return known if self.looks >= 3 else {k: v for k, v in known.items() if k != "celery@host2"}
+
+
+def test_registration_waits_and_says_each_change_once() -> None:
+    docker = FakeDocker([1, 2])
+    flower = LateFlower(busy={"celery@host1": 0, "celery@host2": 0})
+    scaler, log = make_scaler(docker, flower)
+
+    assert [c.number for c in scaler.wait_registered(timeout=10)] == [1, 2]
+
+    assert flower.looks == 3
+    assert log == [
+        "1 of 2 registered; waiting for p-worker-2 (celery@host2)",
+        "2 of 2 registered",
+    ]
+
+
+def test_the_missing_workers_are_listed_with_their_celery_names() -> None:
+    docker = FakeDocker([1, 2, 3])
+    scaler, log = make_scaler(docker, FakeFlower(busy={"celery@host2": 0}))
+
+    with pytest.raises(TimeoutExpiredError):
+        scaler.wait_registered(timeout=0)
+
+    assert log == [
+        "1 of 3 registered; waiting for p-worker-1 (celery@host1), p-worker-3 (celery@host3)"
+    ]
+
+
+def refusal(waiting_count: int) -> str:
+    waiting = [
+        {"dag_id": "d", "task_id": "t", "map_index": i, "state": "queued"}
+        for i in range(waiting_count)
+    ]
+    scaler, _ = make_scaler(FakeDocker([1]), FakeFlower(busy={}), FakeAirflow(waiting=waiting))
+    with pytest.raises(UsageError) as caught:
+        scaler.refuse_emptying_with_waiting_tasks()
+    return str(caught.value)
+
+
+def test_the_refusal_says_why_and_how_to_do_it_anyway() -> None:
+    assert refusal(1) == (
+        "refusing to remove the last worker of queue default: 1 task(s) wait for one "
+        "(d.t[0]); they would wait until the pool grows again. "
+        "Use --force (make: FORCE=yes) to do it anyway"
+    )
+
+
+def test_the_refusal_names_three_waiting_tasks_then_counts_the_rest() -> None:
+    assert "(d.t[0], d.t[1], d.t[2]);" in refusal(3)
+    assert "(d.t[0], d.t[1], d.t[2] and 1 more);" in refusal(4)

@@ -41,6 +41,7 @@ class FakeClient(AirflowClient):
         tagged: Iterable[str] = (),
         run_states: dict[str, list[str]] | None = None,
         task_instances: dict[str, list[JSON]] | None = None,
+        triggered_state: str = "queued",
     ) -> None:
         # No super().__init__(): no session, no URL.
         self._import_errors = list(import_errors)
@@ -51,6 +52,7 @@ class FakeClient(AirflowClient):
         self._task_instances = task_instances or {}
         self.calls: list[tuple[Any, ...]] = []
         self.confs: dict[str, JSON | None] = {}
+        self._triggered_state = triggered_state
 
     def _call(self, *call: Any) -> None:
         if len(self.calls) >= self.MAX_CALLS:
@@ -81,7 +83,7 @@ class FakeClient(AirflowClient):
     def trigger(self, dag_id: str, conf: JSON | None = None) -> JSON:
         self._call("trigger", dag_id)
         self.confs[dag_id] = conf
-        return {"dag_run_id": f"manual__{dag_id}", "state": "queued", "dag_id": dag_id}
+        return {"dag_run_id": f"manual__{dag_id}", "state": self._triggered_state, "dag_id": dag_id}
 
     def dag_run(self, dag_id: str, run_id: str) -> JSON:
         self._call("dag_run", dag_id, run_id)
@@ -428,3 +430,20 @@ def test_run_dags_reports_an_unfinished_run_with_its_last_state() -> None:
 def test_the_discovery_timeout_is_not_the_run_timeout() -> None:
     with pytest.raises(VerificationError, match="did not appear within 0 s"):
         verify.verify(FakeClient(), ["ghost"], timeout=5, discover_timeout=0.05, log=Log())
+
+
+def test_the_state_a_trigger_answers_is_the_runs_first_state() -> None:
+    log = Log()
+    client = FakeClient(run_states={"a": ["running", "success"]}, triggered_state="running")
+    run_dags(client, ["a"], timeout=5, log=log)
+    assert log.lines == ["a: triggered run manual__a", "a: success"]
+
+
+def test_verify_runs_the_named_dags_not_the_examples() -> None:
+    log = Log()
+    client = FakeClient(
+        dags=["mine"], dag_appears_after=1, tagged=["example"], run_states={"mine": ["success"]}
+    )
+    runs = verify.verify(client, ["mine"], timeout=5, discover_timeout=5, log=log)
+    assert [(r.dag_id, r.state) for r in runs] == [("mine", "success")]
+    assert log.lines[0] == "waiting for the dag-processor to parse mine"
