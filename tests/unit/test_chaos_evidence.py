@@ -87,16 +87,13 @@ def test_unexpected_restarts_skip_the_target_and_containers_not_running_before()
     ]
 
 
-def test_count_deadlocks_counts_innodbs_report_lines() -> None:
-    log = (
-        "2026-12-01T23:10:01.1Z 0 [Note] [MY-012468] [InnoDB] Transactions deadlock detected,"
-        " dumping detailed information. (lock0lock.cc:6482)\n"
-        "*** (1) TRANSACTION:\n...\n"
-        "2026-12-01T23:10:05.1Z 0 [Note] [MY-012468] [InnoDB] Transactions deadlock detected,"
-        " dumping detailed information.\n"
-    )
-    assert evidence.count_deadlocks(log) == 2
-    assert evidence.count_deadlocks("ready for connections\n") == 0
+@pytest.mark.parametrize(
+    ("before", "after", "expected"), [(3, 3, 0), (3, 7, 4), (0, 2, 2), (9, 2, 2)]
+)
+def test_deadlocks_during_counts_from_zero_again_after_a_mysql_restart(
+    before: int, after: int, expected: int
+) -> None:
+    assert evidence.deadlocks_during(before, after) == expected
 
 
 def test_parse_decisions_reads_mysql_batch_output_as_utc() -> None:
@@ -132,3 +129,29 @@ def test_sql_string_quotes_run_ids(value: str) -> None:
 def test_sql_string_refuses_anything_else(value: str) -> None:
     with pytest.raises(ValueError, match="unexpected characters"):
         evidence._sql_string(value)
+
+
+@pytest.mark.parametrize(
+    ("service", "logs", "expected"),
+    [
+        (
+            "scheduler",
+            "OperationalError: (2002, \"Can't connect to server on 'mysql' (115)\")",
+            True,
+        ),
+        (
+            "triggerer",
+            "PendingRollbackError: Can't reconnect until invalid transaction is rolled back",
+            True,
+        ),
+        ("dag-processor", "(2013, 'Lost connection to MySQL server during query')", True),
+        ("scheduler", "KeyError: 'dag_id'", False),  # a crash of its own
+        ("worker", "Can't connect to server on 'mysql'", False),  # workers must ride it out
+        ("api-server", "MySQL server has gone away", False),
+    ],
+)
+def test_a_lost_mysql_explains_only_its_dependents_exits_with_the_sign_in_their_logs(
+    service: str, logs: str, expected: bool
+) -> None:
+    restart = Restart("c", service, "restarted 1 time by its restart policy", logs)
+    assert evidence.LOST_MYSQL.explains(restart) is expected

@@ -43,6 +43,7 @@ def result(
         stall_limit_s=changes.pop("stall_limit_s", 390.0),
         deadlocks=changes.pop("deadlocks", 0),
         restarts=changes.pop("restarts", []),
+        designed_restarts=changes.pop("designed_restarts", []),
         details=changes.pop("details", {}),
     )
     assert not changes, f"unknown fields {changes}"
@@ -259,6 +260,12 @@ def test_detail_of_mysql_restart_gives_when_the_api_answered_again_and_deadlocks
         details={"api_unavailable_polls": 4, "api_back_s": 9.5},
     )
     assert detail(r) == "REST API answered again after 9.5 s; 2 MySQL deadlocks"
+
+
+def test_detail_names_the_components_that_restarted_as_designed() -> None:
+    r = result("mysql-restart", run_seconds=[], designed_restarts=[CRASH])
+    assert detail(r) == "restarted as designed when MySQL went away: airflow-ha-triggerer-2"
+    assert r.ok
 
 
 def test_detail_of_a_fault_without_details_is_the_run_times_alone() -> None:

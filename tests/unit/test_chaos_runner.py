@@ -3,7 +3,7 @@ whole faults run end to end against a scripted API and fake Docker
 (chaos_fakes.py), including the verdicts that must fail."""
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
@@ -241,6 +241,9 @@ def test_container_back(
 class FakeObserver:
     stack: FakeStack
     deadlocks: int = 0
+    deadlock_readings: int = 0
+    log_text: str = ""
+    logs_until: list[datetime | None] = field(default_factory=list)
     limit: float = 390.0
     # (seconds after the target's death, host of the scheduler that queued a task)
     decisions: list[tuple[float, str]] = field(default_factory=list)
@@ -249,11 +252,14 @@ class FakeObserver:
     def marks(self) -> dict[str, ContainerMark]:
         return {c.id: mark_of(c) for c in self.stack.docker.compose.containers}
 
-    def logs(self, container: str) -> str:
-        return f"last lines of {container}"
+    def logs(self, container: str, until: datetime | None) -> str:
+        self.logs_until.append(until)
+        return f"last lines of {container}" + self.log_text
 
-    def deadlocks_since(self, since: datetime) -> int:
-        return self.deadlocks
+    def deadlock_count(self) -> int:
+        # InnoDB's counter: `deadlocks` more at the end than at the start.
+        self.deadlock_readings += 1
+        return 5 + (self.deadlocks if self.deadlock_readings > 1 else 0)
 
     def stall_limit(self) -> float:
         return self.limit
@@ -492,6 +498,53 @@ def test_a_component_the_fault_did_not_target_that_restarted_fails_with_its_logs
     ]
     assert (r.ok, r.verdict) == (False, "CRASHED")
     assert r.problems == [f"{scheduler.name} restarted 1 time by its restart policy"]
+
+
+def crash_during(client: ScriptedClient, c: FakeContainer) -> None:
+    """`c` is restarted by its policy when the workload is first polled after the fault."""
+
+    def crash() -> None:
+        c.restart_count = 1
+        c.state.started_at = at(7)
+
+    client.on_after.append(crash)
+
+
+LOST_DB = "sqlalchemy.exc.OperationalError: (2002, \"Can't connect to server on 'mysql' (115)\")"
+
+
+def mysql_like_fault() -> Fault:
+    """worker-kill's target and workload, with mysql-restart's designed exits."""
+    return replace(FAULTS["worker-kill"], designed_exit=FAULTS["mysql-restart"].designed_exit)
+
+
+def test_a_designed_exit_is_reported_apart_and_does_not_fail_the_fault() -> None:
+    scheduler = container("scheduler", "s1")
+    client = ScriptedClient(FAULT_AT)
+    crash_during(client, scheduler)
+
+    run = run_fault(fault=mysql_like_fault(), client=client, others=(scheduler,), log_text=LOST_DB)
+
+    assert run.result.restarts == []
+    (designed,) = run.result.designed_restarts
+    assert (designed.container, designed.service) == (scheduler.name, "scheduler")
+    assert run.observer.logs_until == [at(7)]  # how the process before the restart ended
+    assert run.result.ok
+
+
+@pytest.mark.parametrize(
+    ("service", "logs"), [("scheduler", "KeyError: 'dag_id'"), ("worker", LOST_DB)]
+)
+def test_a_restart_the_fault_does_not_explain_is_a_crash(service: str, logs: str) -> None:
+    other = container(service, "x9")
+    client = ScriptedClient(FAULT_AT)
+    crash_during(client, other)
+
+    run = run_fault(fault=mysql_like_fault(), client=client, others=(other,), log_text=logs)
+
+    assert [r.container for r in run.result.restarts] == [other.name]
+    assert run.result.designed_restarts == []
+    assert run.result.verdict == "CRASHED"
 
 
 def test_deadlocks_are_counted_and_fail_the_fault_only_with_harm() -> None:

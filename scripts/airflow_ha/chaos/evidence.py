@@ -1,7 +1,7 @@
 """What Docker and MySQL say happened around a fault, beyond what the REST API shows.
 
 Decisions are pure functions of the facts (`died_at`, `unexpected_restarts`,
-`count_deadlocks`, `parse_decisions`, `stall_limit`); `DockerObserver` is the
+`deadlocks_during`, `parse_decisions`, `stall_limit`); `DockerObserver` is the
 thin I/O that gathers the facts from a running stack.
 """
 
@@ -14,9 +14,9 @@ from python_on_whales import Container
 
 from airflow_ha.stack import SERVICE_LABEL, Stack
 
-# MySQL runs with --innodb-print-all-deadlocks: each deadlock InnoDB resolves
-# writes this line to its error log (the container's log), restarts included.
-DEADLOCK_LINE = "Transactions deadlock detected"
+# InnoDB counts the deadlocks it resolves (a counter enabled by default, reset
+# when MySQL restarts); SHOW ENGINE INNODB STATUS shows the latest one.
+DEADLOCKS_SQL = "SELECT COUNT FROM information_schema.INNODB_METRICS WHERE NAME = 'lock_deadlocks'"
 # Airflow rescues a task whose broker message was lost (its worker died before
 # the task started, or Redis restarted) once it has been queued for
 # task_queued_timeout, checked every task_queued_timeout_check_interval.
@@ -71,6 +71,34 @@ def died_at(before: ContainerMark, now: ContainerMark) -> datetime | None:
     return now.finished_at
 
 
+@dataclass(frozen=True)
+class DesignedExit:
+    """Services that exit by design when a fault's target goes away, and the log
+    lines that show it was for that reason (then their restart is no crash)."""
+
+    services: frozenset[str]
+    signs: tuple[str, ...]
+    why: str
+
+    def explains(self, restart: Restart) -> bool:
+        return restart.service in self.services and any(s in restart.logs for s in self.signs)
+
+
+# Airflow's scheduler, triggerer and dag-processor exit when a query finds the
+# metadata database gone (after [database] max_db_retries on the paths that retry),
+# and rely on their restart policy; the api-servers and workers reconnect.
+LOST_MYSQL = DesignedExit(
+    frozenset({"scheduler", "triggerer", "dag-processor"}),
+    (
+        "Can't connect to server on 'mysql'",
+        "Lost connection to MySQL server",
+        "MySQL server has gone away",
+        "Can't reconnect until invalid transaction is rolled back",
+    ),
+    "exited when MySQL went away, as Airflow's components do, and were restarted",
+)
+
+
 def what_happened(before: ContainerMark, now: ContainerMark | None) -> str | None:
     """How a running container changed, or None if it kept running untouched."""
     if now is None:
@@ -100,8 +128,10 @@ def unexpected_restarts(
     return found
 
 
-def count_deadlocks(mysql_log: str) -> int:
-    return mysql_log.count(DEADLOCK_LINE)
+def deadlocks_during(before: int, after: int) -> int:
+    """Deadlocks between two readings of InnoDB's counter; a lower second reading
+    means MySQL restarted in between, and counted `after` since."""
+    return after - before if after >= before else after
 
 
 def parse_decisions(tsv: str) -> list[tuple[datetime, str]]:
@@ -153,8 +183,8 @@ class DockerObserver:
     def mark(self, container_id: str) -> ContainerMark:
         return ContainerMark.of(self.stack.docker.container.inspect(container_id))
 
-    def logs(self, container: str) -> str:
-        return self.stack.last_container_logs([container])
+    def logs(self, container: str, until: datetime | None) -> str:
+        return self.stack.last_container_logs([container], until=until)
 
     def _one(self, service: str) -> Container:
         running = [
@@ -166,9 +196,14 @@ class DockerObserver:
             raise LookupError(f"no running {service} container")
         return running[0]
 
-    def deadlocks_since(self, since: datetime) -> int:
-        mysql = self._one("mysql")
-        return count_deadlocks(str(self.stack.docker.container.logs(mysql, since=since)))
+    def _mysql(self, sql: str, user: str = "airflow", password: str = "MYSQL_PASSWORD") -> str:
+        # The password stays inside the container: the client reads MYSQL_PWD.
+        command = f'MYSQL_PWD="${password}" mysql -u{user} -N -B airflow -e {shlex.quote(sql)}'
+        return str(self._one("mysql").execute(["sh", "-c", command]))
+
+    def deadlock_count(self) -> int:
+        """InnoDB's deadlock counter (reading it needs the PROCESS privilege: root)."""
+        return int(self._mysql(DEADLOCKS_SQL, "root", "MYSQL_ROOT_PASSWORD").strip() or 0)
 
     def stall_limit(self) -> float:
         return stall_limit(env_of(self._one("scheduler")))
@@ -177,14 +212,10 @@ class DockerObserver:
         if not run_ids:
             return []
         quoted = ", ".join(_sql_string(run) for run in run_ids)
-        rows = []
-        for table in ("task_instance", "task_instance_history"):
-            sql = DECISIONS_SQL.format(table=table, dag=_sql_string(dag_id), runs=quoted)
-            # The password stays inside the container: MySQL reads MYSQL_PWD.
-            command = 'MYSQL_PWD="$MYSQL_PASSWORD" mysql -uairflow -N -B airflow -e ' + (
-                shlex.quote(sql)
-            )
-            rows.append(str(self._one("mysql").execute(["sh", "-c", command])))
+        rows = [
+            self._mysql(DECISIONS_SQL.format(table=table, dag=_sql_string(dag_id), runs=quoted))
+            for table in ("task_instance", "task_instance_history")
+        ]
         return parse_decisions("\n".join(rows))
 
 

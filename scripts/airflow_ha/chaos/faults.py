@@ -22,7 +22,7 @@ from python_on_whales import Container
 from python_on_whales.exceptions import DockerException
 
 from airflow_ha.airflow_api import AirflowApiError
-from airflow_ha.chaos.evidence import ContainerMark, died_at
+from airflow_ha.chaos.evidence import LOST_MYSQL, ContainerMark, DesignedExit, died_at
 from airflow_ha.chaos.workload import TaskSnapshot, Workload, now
 from airflow_ha.stack import SERVICE_LABEL, Stack
 
@@ -82,6 +82,9 @@ class Fault:
     inject: Inject
     # Once the container is healthy again: is it the comeback this fault expects?
     came_back: Callable[[TargetBefore, Container], bool]
+    # Components that exit by design when the target goes away; None: any
+    # restart of a component the fault did not target is a crash.
+    designed_exit: DesignedExit | None = None
 
 
 def containers(stack: Stack, service: str) -> list[Container]:
@@ -233,7 +236,7 @@ FAULTS: dict[str, Fault] = {
         Fault("redis-restart", "restart Redis", "redis",
               first_when_tasks_run("redis"), restart, started_again),
         Fault("mysql-restart", "restart MySQL", "mysql",
-              first_when_tasks_run("mysql"), restart, started_again),
+              first_when_tasks_run("mysql"), restart, started_again, LOST_MYSQL),
         Fault("worker-partition",
               f"cut the long task's worker off the network for {PARTITION_S:.0f} s",
               "worker", worker_running_long_task, partition_for(PARTITION_S), reconnected),

@@ -39,6 +39,9 @@ def _detail(result: FaultResult) -> str:
         parts.append(f"deferred task resumed after {d['deferred_resumed_s']} s")
     if "api_back_s" in d:
         parts.append(f"REST API answered again after {d['api_back_s']} s")
+    if result.designed_restarts:
+        names = ", ".join(r.container for r in result.designed_restarts)
+        parts.append(f"restarted as designed when MySQL went away: {names}")
     if result.deadlocks:
         parts.append(f"{result.deadlocks} MySQL deadlocks")
     parts.append(_runs_took(result))

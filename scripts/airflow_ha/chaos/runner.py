@@ -15,10 +15,17 @@ from datetime import datetime
 from typing import Protocol
 
 from python_on_whales import Container
+from python_on_whales.exceptions import DockerException
 
 from airflow_ha.airflow_api import AirflowApiError, AirflowClient
 from airflow_ha.chaos import metrics
-from airflow_ha.chaos.evidence import ContainerMark, DockerObserver, Restart, unexpected_restarts
+from airflow_ha.chaos.evidence import (
+    ContainerMark,
+    DockerObserver,
+    Restart,
+    deadlocks_during,
+    unexpected_restarts,
+)
 from airflow_ha.chaos.faults import Fault, Injection, TargetBefore, restore, wait_for_target
 from airflow_ha.chaos.probe import ApiProbe
 from airflow_ha.chaos.workload import DAG_ID, FINISHED, TaskSnapshot, Workload, now
@@ -33,8 +40,8 @@ class Observer(Protocol):
     """The facts beyond the REST API (evidence.DockerObserver on a real stack)."""
 
     def marks(self) -> dict[str, ContainerMark]: ...
-    def logs(self, container: str) -> str: ...
-    def deadlocks_since(self, since: datetime) -> int: ...
+    def logs(self, container: str, until: datetime | None) -> str: ...
+    def deadlock_count(self) -> int: ...
     def stall_limit(self) -> float: ...
     def queue_decisions(self, dag_id: str, run_ids: list[str]) -> list[tuple[datetime, str]]: ...
 
@@ -57,7 +64,8 @@ class FaultResult:
     longest_stall_s: float | None
     stall_limit_s: float
     deadlocks: int | None  # None: MySQL's log could not be read
-    restarts: list[Restart] = field(default_factory=list)  # of containers not targeted
+    restarts: list[Restart] = field(default_factory=list)  # crashes: not targeted, not designed
+    designed_restarts: list[Restart] = field(default_factory=list)  # see Fault.designed_exit
     details: Details = field(default_factory=dict)
 
     @property
@@ -237,7 +245,7 @@ def run_fault(
     log(f"{fault.name}: {runs} workload runs triggered; waiting for a target")
     container, tasks = wait_for_target(fault, stack, workload, TARGET_TIMEOUT_S)
     before_marks = observer.marks()
-    started_at = now()
+    deadlocks_before = _deadlock_count(observer)
     target = TargetBefore.of(container) if container is not None else None
     victim = _victim(fault, target, tasks) if target is not None else None
     details: Details = {}
@@ -327,12 +335,19 @@ def run_fault(
         ):
             if value is not None:
                 details[key] = round(value, 1)
+    after_marks = observer.marks()
+    started = {mark.name: mark.started_at for mark in after_marks.values()}
     restarts = [
-        Restart(r.container, r.service, r.what, observer.logs(r.container))
+        # The logs up to its latest start: how the previous process ended.
+        Restart(
+            r.container, r.service, r.what, observer.logs(r.container, started.get(r.container))
+        )
         for r in unexpected_restarts(
-            before_marks, observer.marks(), target.id if target is not None else None
+            before_marks, after_marks, target.id if target is not None else None
         )
     ]
+    designed = fault.designed_exit
+    designed_restarts = [r for r in restarts if designed is not None and designed.explains(r)]
     all_finished = all(r.state in FINISHED for r in run_snapshots)
     ends = [r.end for r in run_snapshots if r.end is not None]
     end = max(ends) if all_finished and ends else now()
@@ -355,19 +370,24 @@ def run_fault(
             None if death is None else round(metrics.longest_stall(events, death, end), 1)
         ),
         stall_limit_s=stall_limit,
-        deadlocks=_deadlocks(observer, started_at),
-        restarts=restarts,
+        deadlocks=_deadlocks(deadlocks_before, _deadlock_count(observer)),
+        restarts=[r for r in restarts if r not in designed_restarts],
+        designed_restarts=designed_restarts,
         details=details,
     )
     log(f"{fault.name}: {result.succeeded}/{result.runs} runs succeeded, {result.retries} retries")
     return result
 
 
-def _deadlocks(observer: Observer, since: datetime) -> int | None:
+def _deadlock_count(observer: Observer) -> int | None:
     try:
-        return observer.deadlocks_since(since)
-    except LookupError:
+        return observer.deadlock_count()
+    except (LookupError, ValueError, DockerException):  # MySQL down or not answering
         return None
+
+
+def _deadlocks(before: int | None, after: int | None) -> int | None:
+    return None if before is None or after is None else deadlocks_during(before, after)
 
 
 def _rounded(value: float | None) -> float | None:
