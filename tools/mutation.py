@@ -17,6 +17,7 @@ and statuses (`status_by_exit_code`), not its terminal output.
 """
 
 import argparse
+import ast
 import io
 import os
 import shutil
@@ -144,12 +145,21 @@ def collect_results(modules: list[str]) -> list[ModuleResult]:
 def mutation_of(key: str, path: Path) -> str:
     """`line N: old -> new` from mutmut's diff of the mutant against the original."""
     from mutmut.mutation.diff_apply import get_diff_for_mutant
+    from mutmut.utils.format_utils import orig_function_and_class_names_from_key
 
     diff = get_diff_for_mutant(key, path=path).splitlines()[2:]
     old = [line[1:].strip() for line in diff if line.startswith("-")]
     new = [line[1:].strip() for line in diff if line.startswith("+")]
-    source = path.read_text().splitlines()
-    line = next((n for n, text in enumerate(source, 1) if old and text.strip() == old[0]), 0)
+    source = path.read_text()
+    # The first line of the function, on from it, that has the mutated text.
+    function, _ = orig_function_and_class_names_from_key(key)
+    start, end = next(
+        (node.lineno, node.end_lineno or node.lineno)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function
+    )
+    lines = source.splitlines()
+    line = next((n for n in range(start, end + 1) if old and lines[n - 1].strip() == old[0]), 0)
     return f"line {line}: {' / '.join(old)}  ->  {' / '.join(new)}"
 
 
