@@ -1,12 +1,15 @@
 """PoolScaler's decisions against fake Docker, Flower and Airflow: who goes, when, and undo."""
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from python_on_whales import Container
 
 from airflow_ha import scaling
 from airflow_ha.airflow_api import JSON, AirflowClient
@@ -66,10 +69,10 @@ class FakeDocker:
 
     def _remove(self, names: list[str]) -> None:
         for name in names:
-            del self.running[name]
+            self.running.pop(name, None)  # a stopped container is removed all the same
             self.removed.append(name)
 
-    def _logs(self, name: str, tail: int | None = None) -> str:
+    def _logs(self, name: str, tail: int | None = None, until: datetime | None = None) -> str:
         return f"log of {name}"
 
 
@@ -607,3 +610,150 @@ def test_the_refusal_says_why_and_how_to_do_it_anyway() -> None:
 def test_the_refusal_names_three_waiting_tasks_then_counts_the_rest() -> None:
     assert "(d.t[0], d.t[1], d.t[2]);" in refusal(3)
     assert "(d.t[0], d.t[1], d.t[2] and 1 more);" in refusal(4)
+
+
+def test_a_container_without_hostname_or_number_label() -> None:
+    found = SimpleNamespace(name="c", config=SimpleNamespace(hostname=None, labels=None))
+    assert PoolContainer.of(cast(Container, found)) == PoolContainer("c", "", 0)
+
+
+def test_start_times_are_shown_in_utc_whatever_the_machines_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        ti = {
+            "dag_id": "d",
+            "task_id": "t",
+            "state": "running",
+            "start_date": "2026-11-28T15:04:05Z",
+        }
+        assert task_label(ti) == "d.t since 15:04:05"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+class TwoQueueFlower(FakeFlower):
+    """Every worker consumes `default` and `extra`."""
+
+    def worker(self, name: str) -> WorkerInfo | None:
+        info = super().worker(name)
+        return None if info is None else replace(info, queues=("default", "extra"))
+
+
+def test_a_drained_worker_stops_consuming_every_queue_it_had() -> None:
+    docker = FakeDocker([1, 2])
+    flower = TwoQueueFlower(busy={"celery@host1": 0, "celery@host2": 5}, draining=False)
+    scaler, log = make_scaler(docker, flower)
+
+    removed = scaler.drain_and_remove(1, timeout=10)
+
+    assert [c.name for c in removed] == ["p-worker-1"]
+    assert flower.calls == ["cancel celery@host1 default", "cancel celery@host1 extra"]
+    assert log[0] == (
+        "draining p-worker-1 (celery@host1): they take no new tasks and finish the ones they have"
+    )
+
+
+def test_a_worker_that_does_not_answer_is_waited_for_then_consumes_its_pools_queue_again() -> None:
+    docker = FakeDocker([1, 2])
+    flower = FakeFlower(busy={"celery@host1": 0})  # host2 does not answer
+    scaler, log = make_scaler(docker, flower)
+    scaler.pool = pool_for_queue("default")
+
+    with pytest.raises(TimeoutExpiredError) as caught:
+        scaler.drain_and_remove(0, timeout=0.05)
+
+    assert str(caught.value) == (
+        "1 worker(s) still had tasks after 0 s and were left running and consuming again: "
+        "p-worker-2: not answering Celery's inspect"
+    )
+    assert docker.removed == ["p-worker-1"]
+    assert "cancel celery@host2 default" in flower.calls
+    assert flower.calls[-1] == "add celery@host2 default"
+    assert "waiting for p-worker-2: not answering Celery's inspect" in log
+
+
+def test_a_worker_whose_container_stopped_during_the_drain_counts_as_drained() -> None:
+    docker = FakeDocker([1, 2])
+    flower = FakeFlower(busy={"celery@host1": 0, "celery@host2": 3}, draining=False)
+    scaler, _ = make_scaler(docker, flower)
+
+    def crash(name: str, queue: str) -> None:
+        FakeFlower.cancel_consumer(flower, name, queue)
+        if name == "celery@host2":  # the worker dies: no container, no answer
+            del docker.running["p-worker-2"]
+            del flower.busy["celery@host2"]
+
+    flower.cancel_consumer = crash  # type: ignore[method-assign]
+
+    scaler.drain_and_remove(0, timeout=10)
+
+    assert sorted(docker.removed) == ["p-worker-1", "p-worker-2"]
+
+
+def test_each_task_a_worker_runs_is_named() -> None:
+    docker = FakeDocker([1])
+    flower = FakeFlower(busy={"celery@host1": 0})
+    airflow = FakeAirflow(running=[running_task("host1", "a"), running_task("host1", "b")])
+    scaler, log = make_scaler(docker, flower, airflow)
+
+    with pytest.raises(TimeoutExpiredError):
+        scaler.drain_and_remove(0, timeout=0.05)
+
+    assert "waiting for p-worker-1: 0 running, 0 reserved d.a, d.b" in log
+
+
+def test_the_wait_is_told_once_per_change_and_again_every_so_often(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docker = FakeDocker([1])
+    flower = FakeFlower(busy={"celery@host1": 2})
+    flower.draining = False
+    scaler, log = make_scaler(docker, flower)
+    looks = iter([3, 3, 2, 2, 0])  # the first look chooses who goes
+
+    def worker(name: str) -> WorkerInfo:
+        return WorkerInfo(name, ("default",), 4, active=next(looks), reserved=0)
+
+    flower.worker = worker  # type: ignore[method-assign]
+
+    scaler.drain_and_remove(0, timeout=10)
+
+    waits = [line for line in log if line.startswith("waiting")]
+    assert waits == [
+        "waiting for p-worker-1: 3 running, 0 reserved",
+        "waiting for p-worker-1: 2 running, 0 reserved",
+    ]
+
+    monkeypatch.setattr(scaling, "REPORT_EVERY_SECONDS", -1.0)  # every look is "a while"
+    docker = FakeDocker([1])
+    scaler, log = make_scaler(docker, flower)
+    looks = iter([3, 3, 3, 0])  # the first look chooses who goes
+    scaler.drain_and_remove(0, timeout=10)
+    assert [line for line in log if line.startswith("waiting")] == [
+        "waiting for p-worker-1: 3 running, 0 reserved",
+        "waiting for p-worker-1: 3 running, 0 reserved",
+    ]
+
+
+def test_a_worker_that_cannot_consume_again_does_not_stop_the_others() -> None:
+    docker = FakeDocker([1, 2, 3])
+    flower = FakeFlower(busy={"celery@host1": 9, "celery@host2": 1, "celery@host3": 2})
+    flower.draining = False
+    scaler, log = make_scaler(docker, flower)
+
+    def add_consumer(name: str, queue: str) -> None:
+        if name == "celery@host2":
+            raise ClusterError("Flower answered 500")
+        flower.calls.append(f"add {name} {queue}")
+
+    flower.add_consumer = add_consumer  # type: ignore[method-assign]
+
+    with pytest.raises(TimeoutExpiredError):
+        scaler.drain_and_remove(1, timeout=0.05)
+
+    assert "p-worker-2 could not consume default again: Flower answered 500" in log
+    assert flower.calls[-1] == "add celery@host3 default"
