@@ -78,7 +78,7 @@ def test_chain_time_per_task_from_first_queued_to_last_end() -> None:
 
 
 def test_chain_without_finished_tasks_is_an_error() -> None:
-    with pytest.raises(ValueError, match="no finished task"):
+    with pytest.raises(ValueError, match="^the chain has no finished task with its times$"):
         chain_figures([task("s", 0, 1, 2, state="failed")])
 
 
@@ -215,3 +215,16 @@ def test_a_chain_counts_the_tasks_that_completed_not_those_it_asked_for() -> Non
     figures = chain_figures(tasks)
 
     assert figures == ChainFigures(tasks=3, seconds_per_task=1.0)  # 0 to 3 s over 3 tasks
+
+
+def test_fanout_rate_over_a_fraction_of_a_second() -> None:
+    tasks = [task("noop", queued=0, start=0.1, end=0.5, index=i) for i in range(2)]
+    assert fanout_figures(tasks, "noop", 1.0).tasks_per_second == pytest.approx(4.0)
+
+
+def test_a_fanout_with_no_measurable_span_has_no_rate() -> None:
+    # Clock granularity can put queueing and the end on one instant: no rate, not a crash.
+    tasks = [task("noop", queued=0, start=0, end=0, index=i) for i in range(3)]
+    figures = fanout_figures(tasks, "noop", 1.5)
+    assert figures.tasks_per_second == 0.0
+    assert figures.cpu_seconds_per_task == 0.5
