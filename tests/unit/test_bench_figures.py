@@ -78,7 +78,7 @@ def test_chain_time_per_task_from_first_queued_to_last_end() -> None:
 
 
 def test_chain_without_finished_tasks_is_an_error() -> None:
-    with pytest.raises(ValueError, match="^the chain has no finished task with its times$"):
+    with pytest.raises(ValueError, match=r"^the chain has no finished task with its times$"):
         chain_figures([task("s", 0, 1, 2, state="failed")])
 
 
