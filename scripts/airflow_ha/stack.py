@@ -4,7 +4,6 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -203,14 +202,11 @@ class Stack:
             }
         )
 
-    def last_container_logs(self, containers: list[str], until: datetime | None = None) -> str:
-        """The last log lines of each container (written before `until`), for an
-        error's details."""
+    def last_container_logs(self, containers: list[str]) -> str:
+        """The last log lines of each container, for an error's details."""
         return _log_tails(
             {
-                name: partial(
-                    self.docker.container.logs, name, tail=LOG_LINES_ON_FAILURE, until=until
-                )
+                name: partial(self.docker.container.logs, name, tail=LOG_LINES_ON_FAILURE)
                 for name in containers
             }
         )

@@ -252,7 +252,8 @@ class FakeObserver:
     def marks(self) -> dict[str, ContainerMark]:
         return {c.id: mark_of(c) for c in self.stack.docker.compose.containers}
 
-    def logs(self, container: str, until: datetime | None) -> str:
+    def logs(self, container: str, since: datetime, until: datetime | None) -> str:
+        assert since <= datetime.now(UTC)
         self.logs_until.append(until)
         return f"last lines of {container}" + self.log_text
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from python_on_whales import Container
+from python_on_whales.exceptions import DockerException
 
-from airflow_ha.stack import SERVICE_LABEL, Stack
+from airflow_ha.stack import LOG_LINES_ON_FAILURE, SERVICE_LABEL, Stack
 
 # InnoDB counts the deadlocks it resolves (a counter enabled by default, reset
 # when MySQL restarts); SHOW ENGINE INNODB STATUS shows the latest one.
@@ -183,8 +184,14 @@ class DockerObserver:
     def mark(self, container_id: str) -> ContainerMark:
         return ContainerMark.of(self.stack.docker.container.inspect(container_id))
 
-    def logs(self, container: str, until: datetime | None) -> str:
-        return self.stack.last_container_logs([container], until=until)
+    def logs(self, container: str, since: datetime, until: datetime | None) -> str:
+        """The container's last log lines written in [since, until]. (Docker applies
+        --tail before --until, so the lines are cut here, not by Docker.)"""
+        try:
+            text = str(self.stack.docker.container.logs(container, since=since, until=until))
+        except DockerException as error:
+            return f"(no logs: {error})"
+        return "\n".join(text.splitlines()[-LOG_LINES_ON_FAILURE:])
 
     def _one(self, service: str) -> Container:
         running = [

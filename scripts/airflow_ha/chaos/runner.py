@@ -40,7 +40,7 @@ class Observer(Protocol):
     """The facts beyond the REST API (evidence.DockerObserver on a real stack)."""
 
     def marks(self) -> dict[str, ContainerMark]: ...
-    def logs(self, container: str, until: datetime | None) -> str: ...
+    def logs(self, container: str, since: datetime, until: datetime | None) -> str: ...
     def deadlock_count(self) -> int: ...
     def stall_limit(self) -> float: ...
     def queue_decisions(self, dag_id: str, run_ids: list[str]) -> list[tuple[datetime, str]]: ...
@@ -246,6 +246,7 @@ def run_fault(
     container, tasks = wait_for_target(fault, stack, workload, TARGET_TIMEOUT_S)
     before_marks = observer.marks()
     deadlocks_before = _deadlock_count(observer)
+    watch_started = now()
     target = TargetBefore.of(container) if container is not None else None
     victim = _victim(fault, target, tasks) if target is not None else None
     details: Details = {}
@@ -338,9 +339,12 @@ def run_fault(
     after_marks = observer.marks()
     started = {mark.name: mark.started_at for mark in after_marks.values()}
     restarts = [
-        # The logs up to its latest start: how the previous process ended.
+        # Its logs from the fault to its latest start: how the previous process ended.
         Restart(
-            r.container, r.service, r.what, observer.logs(r.container, started.get(r.container))
+            r.container,
+            r.service,
+            r.what,
+            observer.logs(r.container, watch_started, started.get(r.container)),
         )
         for r in unexpected_restarts(
             before_marks, after_marks, target.id if target is not None else None
