@@ -1,7 +1,6 @@
 """`bench` (commands/bench.py) end to end, with the measuring replaced: what it asks
 compare.py for, what it prints and writes, and that it holds the scale lock."""
 
-import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import cast
 import pytest
 
 import airflow_ha.commands.bench as bench
+from airflow_ha import cli
 from airflow_ha.bench_figures import ChainFigures, FanoutFigures
 from airflow_ha.compare import STAGES, ContentionFigures, ProfileResult
 from airflow_ha.context import Context
@@ -72,14 +72,14 @@ def chartless(comparison: FakeComparison) -> FakeComparison:
     return comparison
 
 
-def run_bench(tmp_path: Path, **options: object) -> int:
-    args = argparse.Namespace(
-        profile=None, stage=None, runs=3, json=None, charts=tmp_path / "charts"
-    )
-    for key, value in options.items():
-        setattr(args, key, value)
+def run_bench(tmp_path: Path, *argv: str) -> int:
+    """`airflow-ha bench ARGV`, parsed by the real CLI, charts into tmp_path/charts."""
+    charts = tmp_path / "charts"
+    args = cli.build_parser().parse_args(["bench", "--charts", str(charts), *argv])
     ctx = SimpleNamespace(state_dir=tmp_path / "state")
-    return bench.run(args, cast(Context, ctx))
+    assert args.run is bench.run  # the command `bench` dispatches to
+    code: int = bench.run(args, cast(Context, ctx))
+    return code
 
 
 def test_by_default_this_cluster_then_airflows_defaults_every_stage(
@@ -101,7 +101,17 @@ def test_by_default_this_cluster_then_airflows_defaults_every_stage(
 def test_the_profiles_stages_and_runs_asked_for(
     chartless: FakeComparison, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = run_bench(tmp_path, profile=["airflow-defaults"], stage=["chain", "idle"], runs=1)
+    code = run_bench(
+        tmp_path,
+        "--profile",
+        "airflow-defaults",
+        "--stage",
+        "chain",
+        "--stage",
+        "idle",
+        "--runs",
+        "1",
+    )
 
     assert code == 0
     assert chartless.asked == [(["airflow-defaults"], ["chain", "idle"], 1)]
@@ -112,12 +122,12 @@ def test_the_profiles_stages_and_runs_asked_for(
 def test_the_edge_run_counts_are_accepted(
     chartless: FakeComparison, tmp_path: Path, runs: int
 ) -> None:
-    assert run_bench(tmp_path, runs=runs) == 0
+    assert run_bench(tmp_path, "--runs", str(runs)) == 0
     assert chartless.asked[0][2] == runs
 
 
 def test_the_figures_go_to_json_when_asked(chartless: FakeComparison, tmp_path: Path) -> None:
-    run_bench(tmp_path, json=tmp_path / "bench.json")
+    run_bench(tmp_path, "--json", str(tmp_path / "bench.json"))
 
     data = json.loads((tmp_path / "bench.json").read_text())
     assert [p["profile"] for p in data["profiles"]] == ["ha", "airflow-defaults"]
@@ -133,3 +143,8 @@ def test_no_scale_may_run_while_the_benchmark_does(
     assert chartless.scale_refused == [True]
     with one_scale_at_a_time(tmp_path / "state"):  # and the lock is freed afterwards
         pass
+
+
+def test_profiles_run_in_the_order_given(chartless: FakeComparison, tmp_path: Path) -> None:
+    run_bench(tmp_path, "--profile", "airflow-defaults", "--profile", "ha")
+    assert chartless.asked[0][0] == ["airflow-defaults", "ha"]

@@ -447,3 +447,20 @@ def test_verify_runs_the_named_dags_not_the_examples() -> None:
     runs = verify.verify(client, ["mine"], timeout=5, discover_timeout=5, log=log)
     assert [(r.dag_id, r.state) for r in runs] == [("mine", "success")]
     assert log.lines[0] == "waiting for the dag-processor to parse mine"
+
+
+def test_every_missing_dag_is_named_with_a_hint() -> None:
+    log = Log()
+    with pytest.raises(VerificationError) as caught:
+        wait_for_dags(FakeClient(), ["a", "b"], timeout=0.05, log=log)
+    assert str(caught.value) == (
+        "DAG a, b did not appear within 0 s: "
+        "is its file in the DAG folder, and does it define that dag_id?"
+    )
+    assert log.lines == ["waiting for the dag-processor to parse a, b"]
+
+
+def test_the_tasks_reported_are_those_of_the_run_triggered() -> None:
+    client = FakeClient(run_states={"a": ["success"]})
+    run_dags(client, ["a"], timeout=5, log=Log())
+    assert client.calls[-1] == ("task_instances", "a", "manual__a")
