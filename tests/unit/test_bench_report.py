@@ -139,10 +139,19 @@ def test_the_report_has_only_the_sections_with_readings() -> None:
 
 def test_a_profile_without_contention_has_no_contention_line() -> None:
     ha, _ = results()
-    report = format_report([ha, ProfileResult("quiet", chain=[ChainFigures(1, 1.0)])])
+    report = format_report([ProfileResult("quiet", chain=[ChainFigures(1, 1.0)]), ha])
     assert "quiet:" not in report
     assert report.endswith(
         "ha: 4 busy loops; 2 of 2 runs succeeded; retried tasks: none; load balancer 502/503/504: 0"
+    )
+
+
+def test_the_contention_line_names_every_retried_task() -> None:
+    contention = ContentionFigures(2, 3, ["r"], ["d.a (try 2)", "d.b (try 3)"], 5)
+    report = format_report([ProfileResult("ha", contention=contention)])
+    assert report.endswith(
+        "ha: 2 busy loops; 2 of 3 runs succeeded; "
+        "retried tasks: d.a (try 2), d.b (try 3); load balancer 502/503/504: 5"
     )
 
 
