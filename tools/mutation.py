@@ -205,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     started = time.monotonic()
+    if args.report_only and not (STAGE / "mutants").is_dir():
+        print(f"no results in {STAGE}: run `make mutation` first", file=sys.stderr)
+        return 2
     if not args.report_only:
         prepare_stage(args.ref)
         code = run_mutmut(args.module)
