@@ -757,3 +757,22 @@ def test_a_worker_that_cannot_consume_again_does_not_stop_the_others() -> None:
 
     assert "p-worker-2 could not consume default again: Flower answered 500" in log
     assert flower.calls[-1] == "add celery@host3 default"
+
+
+def test_several_workers_are_named_in_the_drain_and_in_the_timeout() -> None:
+    docker = FakeDocker([1, 2, 3])
+    flower = FakeFlower(busy={"celery@host1": 9, "celery@host2": 1, "celery@host3": 2})
+    flower.draining = False
+    scaler, log = make_scaler(docker, flower)
+
+    with pytest.raises(TimeoutExpiredError) as caught:
+        scaler.drain_and_remove(1, timeout=0.05)
+
+    assert log[0] == (
+        "draining p-worker-2 (celery@host2), p-worker-3 (celery@host3): "
+        "they take no new tasks and finish the ones they have"
+    )
+    assert str(caught.value) == (
+        "2 worker(s) still had tasks after 0 s and were left running and consuming again: "
+        "p-worker-2: 1 running, 0 reserved; p-worker-3: 2 running, 0 reserved"
+    )
