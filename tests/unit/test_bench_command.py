@@ -35,9 +35,11 @@ class FakeComparison:
         profiles: Sequence[Profile],
         stages: Sequence[str],
         runs: int,
-        log: object,
+        log: Callable[[str], None],
     ) -> list[ProfileResult]:
         self.asked.append(([p.name for p in profiles], list(stages), runs))
+        for p in profiles:
+            log(f"measuring {p.name}")
         try:
             with one_scale_at_a_time(self.state_dir):
                 self.scale_refused.append(False)
@@ -148,3 +150,22 @@ def test_no_scale_may_run_while_the_benchmark_does(
 def test_profiles_run_in_the_order_given(chartless: FakeComparison, tmp_path: Path) -> None:
     run_bench(tmp_path, "--profile", "airflow-defaults", "--profile", "ha")
     assert chartless.asked[0][0] == ["airflow-defaults", "ha"]
+
+
+def test_progress_goes_to_stderr_and_the_report_to_stdout(
+    chartless: FakeComparison, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_bench(tmp_path, "--profile", "ha")
+    out, err = capsys.readouterr()
+    assert "measuring ha" in err
+    assert "measuring" not in out
+    assert out.startswith("figure")
+
+
+def test_charts_go_to_bench_results_by_default(
+    chartless: FakeComparison, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = cli.build_parser().parse_args(["bench"])
+    bench.run(args, cast(Context, SimpleNamespace(state_dir=tmp_path / "state")))
+    assert (tmp_path / "bench-results").is_dir()  # the folder .gitignore keeps out of git

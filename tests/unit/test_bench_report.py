@@ -202,6 +202,7 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
                         "align": [t.get_horizontalalignment() for t in ax.get_xticklabels()],
                         "bars": [round(p.get_height(), 6) for p in ax.patches],  # type: ignore[attr-defined]
                         "bar_x": [round(p.get_x(), 6) for p in ax.patches],  # type: ignore[attr-defined]
+                        "bar_w": [round(p.get_width(), 6) for p in ax.patches],  # type: ignore[attr-defined]
                         "legend": [t.get_text() for t in legend.get_texts()]
                         if (legend := ax.get_legend()) is not None
                         else [],
@@ -266,3 +267,10 @@ def test_a_missing_figure_is_drawn_as_zero(tmp_path: Path, drawn: list[dict[str,
 def test_no_readings_no_charts(tmp_path: Path) -> None:
     assert write_charts([ProfileResult("ha")], tmp_path / "charts") == []
     assert (tmp_path / "charts").is_dir()
+
+
+def test_one_profiles_bars_take_the_full_slot(tmp_path: Path, drawn: list[dict[str, Any]]) -> None:
+    write_charts([ProfileResult("ha", idle_cpu_percent={"worker": 1.0, "mysql": 2.0})], tmp_path)
+    [ax] = drawn[0]["axes"]
+    assert ax["bar_w"] == [0.8, 0.8]
+    assert ax["bar_x"] == [-0.4, 0.6]
