@@ -2,7 +2,7 @@
 compare.py for, what it prints and writes, and that it holds the scale lock."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
