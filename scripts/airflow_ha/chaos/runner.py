@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -26,7 +26,13 @@ from airflow_ha.chaos.evidence import (
     deadlocks_during,
     unexpected_restarts,
 )
-from airflow_ha.chaos.faults import Fault, Injection, TargetBefore, restore, wait_for_target
+from airflow_ha.chaos.faults import (
+    Fault,
+    Injection,
+    TargetBefore,
+    restore,
+    wait_for_target,
+)
 from airflow_ha.chaos.probe import ApiProbe
 from airflow_ha.chaos.workload import DAG_ID, FINISHED, TaskSnapshot, Workload, now
 from airflow_ha.stack import Stack
@@ -130,7 +136,12 @@ class FaultResult:
     def as_json(self) -> dict[str, object]:
         payload = asdict(self)
         payload["injected_at"] = self.injected_at.isoformat() if self.injected_at else None
-        return {**payload, "injected": self.injected, "ok": self.ok, "verdict": self.verdict}
+        return {
+            **payload,
+            "injected": self.injected,
+            "ok": self.ok,
+            "verdict": self.verdict,
+        }
 
 
 def _container_back(stack: Stack, fault: Fault, before: TargetBefore) -> bool:
@@ -180,7 +191,10 @@ def _follow_victim(
     details["victim_final_state"] = current.state
     details["victim_tries"] = current.try_number
     if victim.task_id == "long":
-        if current.try_number > victim.try_number or current.state in ("up_for_retry", "failed"):
+        if current.try_number > victim.try_number or current.state in (
+            "up_for_retry",
+            "failed",
+        ):
             # Airflow failed the killed try (heartbeat timeout): the part the config controls.
             moments.setdefault("loss_detected", seen)
         start = current.start
@@ -212,7 +226,7 @@ def _seconds_after(moment: datetime | None, death: datetime | None) -> float | N
     return round((moment - death).total_seconds(), 1)
 
 
-class _Watch:
+class _Injector:
     """The fault's injection, running in a thread while the workload is watched."""
 
     def __init__(self, fault: Fault, stack: Stack, container: Container, before: TargetBefore):
@@ -222,9 +236,100 @@ class _Watch:
             fault.inject, stack, container, before, self.stop
         )
 
-    def finish(self) -> None:
+    def end(self) -> None:
+        """Ends a lasting fault (a partition) now and waits for its thread."""
         self.stop.set()
         self._pool.shutdown(wait=True)
+
+    def finish(self) -> Injection | None:
+        """Ends the fault; the confirmed injection (re-raises its error)."""
+        self.end()
+        return self.future.result()
+
+
+NOT_CONFIRMED = "Docker shows no sign of it"
+
+
+@dataclass
+class _Watched:
+    """What was seen while the fault ran, in absolute times."""
+
+    evidence: str
+    injection: Injection | None = None
+    back_at: datetime | None = None
+    details: Details = field(default_factory=dict)
+    moments: dict[str, datetime] = field(default_factory=dict)
+
+    def injected(self, injection: Injection | None) -> None:
+        self.injection = injection
+        self.evidence = injection.evidence if injection is not None else NOT_CONFIRMED
+
+
+@dataclass(frozen=True)
+class _Aim:
+    """The fault's target: the container, as it was, and the task it aims at."""
+
+    container: Container
+    before: TargetBefore
+    victim: TaskSnapshot | None
+
+
+def _watch(
+    fault: Fault,
+    stack: Stack,
+    workload: Workload,
+    aim: _Aim | None,
+    timeout: float,
+    watched: _Watched,
+    log: Log,
+) -> None:
+    """Injects the fault (if there is a target) and follows the workload until it
+    ended and the target is back, or the timeout; puts the target back on Ctrl-C."""
+    injector = _Injector(fault, stack, aim.container, aim.before) if aim is not None else None
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                tasks = workload.tasks()
+                seen = now()
+                finished = workload.finished()
+            except AirflowApiError as error:
+                # Expected while MySQL restarts: the API cannot answer without it.
+                unavailable = int(watched.details.get("api_unavailable_polls", 0)) + 1
+                watched.details["api_unavailable_polls"] = unavailable
+                if unavailable == 1:
+                    log(f"{fault.name}: API not answering; waiting ({str(error)[:80]})")
+                time.sleep(1)
+                continue
+            if "api_unavailable_polls" in watched.details:
+                watched.moments.setdefault("api_back", seen)
+            if aim is not None and aim.victim is not None:
+                _follow_victim(aim.victim, tasks, seen, watched.moments, watched.details)
+            if injector is not None and injector.future.done() and watched.injection is None:
+                watched.injected(injector.future.result())  # re-raises a failed injection
+                if watched.injection is None:
+                    log(f"{fault.name}: NOT injected: {watched.evidence}")
+            if (
+                aim is not None
+                and watched.injection is not None
+                and watched.back_at is None
+                and _container_back(stack, fault, aim.before)
+            ):
+                watched.back_at = now()
+                log(f"{fault.name}: {aim.before.name} healthy again")
+            injection_over = injector is None or injector.future.done()
+            if finished and injection_over and (watched.back_at or watched.injection is None):
+                break
+            time.sleep(1)
+    except BaseException:
+        if injector is not None and aim is not None:
+            log(f"{fault.name}: interrupted; putting {aim.before.name} back")
+            injector.end()
+            for action in restore(stack, aim.before) or [f"{aim.before.name} was already back"]:
+                log(f"{fault.name}: {action}")
+        raise
+    if injector is not None and watched.injection is None:  # the timeout came first
+        watched.injected(injector.finish())
 
 
 def run_fault(
@@ -244,143 +349,125 @@ def run_fault(
     workload.start()
     log(f"{fault.name}: {runs} workload runs triggered; waiting for a target")
     container, tasks = wait_for_target(fault, stack, workload, TARGET_TIMEOUT_S)
-    before_marks = observer.marks()
+    aim = None
+    if container is not None:
+        before = TargetBefore.of(container)
+        aim = _Aim(container, before, _victim(fault, before, tasks))
+    marks_before = observer.marks()
     deadlocks_before = _deadlock_count(observer)
     watch_started = now()
-    target = TargetBefore.of(container) if container is not None else None
-    victim = _victim(fault, target, tasks) if target is not None else None
-    details: Details = {}
-    moments: dict[str, datetime] = {}
-    injection: Injection | None = None
-    evidence = f"no target found within {TARGET_TIMEOUT_S:.0f} s or before the workload ended"
-    back_at: datetime | None = None
-    probe = ApiProbe(client) if fault.service == "api-server" and target is not None else None
-    watch: _Watch | None = None
+    watched = _Watched(
+        f"no target found within {TARGET_TIMEOUT_S:.0f} s or before the workload ended"
+    )
+    if aim is None:
+        log(f"{fault.name}: {watched.evidence}; the cluster is left untouched")
+    else:
+        log(f"{fault.name}: {fault.description}: {aim.before.name}")
+    probe = ApiProbe(client) if fault.service == "api-server" and aim is not None else None
     with probe or contextlib.nullcontext():
-        try:
-            if container is not None and target is not None:
-                log(f"{fault.name}: {fault.description}: {target.name}")
-                watch = _Watch(fault, stack, container, target)
-            else:
-                log(f"{fault.name}: {evidence}; the cluster is left untouched")
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                try:
-                    tasks = workload.tasks()
-                    seen = now()
-                    finished = workload.finished()
-                except AirflowApiError as error:
-                    # Expected while MySQL restarts: the API cannot answer without it.
-                    unavailable = int(details.get("api_unavailable_polls", 0)) + 1
-                    details["api_unavailable_polls"] = unavailable
-                    if unavailable == 1:
-                        log(f"{fault.name}: API not answering; waiting ({str(error)[:80]})")
-                    time.sleep(1)
-                    continue
-                if "api_unavailable_polls" in details:
-                    moments.setdefault("api_back", seen)
-                if victim is not None:
-                    _follow_victim(victim, tasks, seen, moments, details)
-                if watch is not None and watch.future.done() and injection is None:
-                    injection = watch.future.result()  # re-raises a failed injection
-                    if injection is None:
-                        evidence = "Docker shows no sign of it"
-                        log(f"{fault.name}: NOT injected: {evidence}")
-                    else:
-                        evidence = injection.evidence
-                if (
-                    target is not None
-                    and injection is not None
-                    and back_at is None
-                    and _container_back(stack, fault, target)
-                ):
-                    back_at = now()
-                    log(f"{fault.name}: {target.name} healthy again")
-                injection_over = watch is None or watch.future.done()
-                if finished and injection_over and (back_at is not None or injection is None):
-                    break
-                time.sleep(1)
-        except BaseException:
-            if watch is not None and target is not None:
-                log(f"{fault.name}: interrupted; putting {target.name} back")
-                watch.finish()
-                for action in restore(stack, target) or [f"{target.name} was already back"]:
-                    log(f"{fault.name}: {action}")
-            raise
-        if watch is not None and injection is None:  # the loop timed out first
-            watch.finish()
-            injection = watch.future.result()
-            evidence = injection.evidence if injection else "Docker shows no sign of it"
-    if target is not None and back_at is None:
-        for action in restore(stack, target):
-            log(f"{fault.name}: {target.name} did not come back: {action}")
+        _watch(fault, stack, workload, aim, timeout, watched, log)
+    if aim is not None and watched.back_at is None:
+        for action in restore(stack, aim.before):
+            log(f"{fault.name}: {aim.before.name} did not come back: {action}")
     if probe is not None:
-        details["api_requests"] = probe.result.requests
-        details["api_failed"] = probe.result.failed
+        watched.details["api_requests"] = probe.result.requests
+        watched.details["api_failed"] = probe.result.failed
         if probe.result.errors:
-            details["api_first_error"] = probe.result.errors[0]
-    death = injection.at if injection is not None else None
-    run_snapshots = workload.run_snapshots()
+            watched.details["api_first_error"] = probe.result.errors[0]
+    result = _judge(
+        fault,
+        aim,
+        workload,
+        watched,
+        observer,
+        stall_limit,
+        _restarts(fault, observer, marks_before, aim, watch_started),
+        _deadlocks(deadlocks_before, _deadlock_count(observer)),
+    )
+    log(f"{fault.name}: {result.succeeded}/{result.runs} runs succeeded, {result.retries} retries")
+    return result
+
+
+def _restarts(
+    fault: Fault,
+    observer: Observer,
+    marks_before: dict[str, ContainerMark],
+    aim: _Aim | None,
+    since: datetime,
+) -> list[Restart]:
+    """Containers the fault did not target that restarted, with their logs from
+    `since` to their latest start: how the process before it ended."""
+    marks_after = observer.marks()
+    started = {mark.name: mark.started_at for mark in marks_after.values()}
+    target_id = aim.before.id if aim is not None else None
+    return [
+        replace(r, logs=observer.logs(r.container, since, started.get(r.container)))
+        for r in unexpected_restarts(marks_before, marks_after, target_id)
+    ]
+
+
+def _judge(
+    fault: Fault,
+    aim: _Aim | None,
+    workload: Workload,
+    watched: _Watched,
+    observer: Observer,
+    stall_limit: float,
+    restarts: list[Restart],
+    deadlocks: int | None,
+) -> FaultResult:
+    """The fault's result from what was watched and the workload's final state;
+    every time counts from the confirmed death."""
+    death = watched.injection.at if watched.injection is not None else None
+    runs = workload.run_snapshots()
     tasks = workload.tasks()
-    if victim is not None:
-        _follow_victim(victim, tasks, now(), moments, details)
-    for name, moment in moments.items():
+    details = watched.details
+    if aim is not None and aim.victim is not None:
+        _follow_victim(aim.victim, tasks, now(), watched.moments, details)
+    for name, moment in watched.moments.items():
         seconds = _seconds_after(moment, death)
         if seconds is not None:
             details[f"{name}_s"] = seconds
-    if death is not None and target is not None and fault.service == "scheduler":
+    if death is not None and aim is not None and fault.service == "scheduler":
         decisions = observer.queue_decisions(DAG_ID, workload.run_ids)
         for key, value in (
-            ("survivor_queued_s", metrics.survivor_first_queue(decisions, death, target.hostname)),
+            (
+                "survivor_queued_s",
+                metrics.survivor_first_queue(decisions, death, aim.before.hostname),
+            ),
             ("scheduling_gap_s", metrics.scheduling_gap(decisions, death)),
         ):
             if value is not None:
                 details[key] = round(value, 1)
-    after_marks = observer.marks()
-    started = {mark.name: mark.started_at for mark in after_marks.values()}
-    restarts = [
-        # Its logs from the fault to its latest start: how the previous process ended.
-        Restart(
-            r.container,
-            r.service,
-            r.what,
-            observer.logs(r.container, watch_started, started.get(r.container)),
-        )
-        for r in unexpected_restarts(
-            before_marks, after_marks, target.id if target is not None else None
-        )
-    ]
     designed = fault.designed_exit
     designed_restarts = [r for r in restarts if designed is not None and designed.explains(r)]
-    all_finished = all(r.state in FINISHED for r in run_snapshots)
-    ends = [r.end for r in run_snapshots if r.end is not None]
+    ends = [r.end for r in runs if r.end is not None]
+    all_finished = all(r.state in FINISHED for r in runs)
     end = max(ends) if all_finished and ends else now()
-    events = metrics.progress_events(tasks, run_snapshots)
-    result = FaultResult(
+    events = metrics.progress_events(tasks, runs)
+    return FaultResult(
         fault=fault.name,
         description=fault.description,
-        target=target.name if target is not None else "-",
+        target=aim.before.name if aim is not None else "-",
         injected_at=death,
-        evidence=evidence,
-        runs=len(run_snapshots),
-        succeeded=sum(r.state == "success" for r in run_snapshots),
-        failed=sum(r.state == "failed" for r in run_snapshots),
-        stuck=sum(r.state not in FINISHED for r in run_snapshots),
+        evidence=watched.evidence,
+        runs=len(runs),
+        succeeded=sum(r.state == "success" for r in runs),
+        failed=sum(r.state == "failed" for r in runs),
+        stuck=sum(r.state not in FINISHED for r in runs),
         retries=metrics.retries(tasks),
-        run_seconds=metrics.run_seconds(run_snapshots),
-        container_back_s=_seconds_after(back_at, death),
+        run_seconds=metrics.run_seconds(runs),
+        container_back_s=_seconds_after(watched.back_at, death),
         next_task_start_s=_rounded(metrics.next_start_after(tasks, death) if death else None),
         longest_stall_s=(
             None if death is None else round(metrics.longest_stall(events, death, end), 1)
         ),
         stall_limit_s=stall_limit,
-        deadlocks=_deadlocks(deadlocks_before, _deadlock_count(observer)),
+        deadlocks=deadlocks,
         restarts=[r for r in restarts if r not in designed_restarts],
         designed_restarts=designed_restarts,
         details=details,
     )
-    log(f"{fault.name}: {result.succeeded}/{result.runs} runs succeeded, {result.retries} retries")
-    return result
 
 
 def _deadlock_count(observer: Observer) -> int | None:
@@ -399,7 +486,12 @@ def _rounded(value: float | None) -> float | None:
 
 
 def run_all(
-    faults: list[Fault], stack: Stack, client: AirflowClient, runs: int, timeout: float, log: Log
+    faults: list[Fault],
+    stack: Stack,
+    client: AirflowClient,
+    runs: int,
+    timeout: float,
+    log: Log,
 ) -> Iterator[FaultResult]:
     for fault in faults:
         yield run_fault(fault, stack, client, runs, timeout, log)
