@@ -4,7 +4,9 @@
   the workers' slots, so tasks are always queued and a start is due every
   fraction of a second (a gap in starts shows a scheduling outage);
 - `long`: one 45-second task, the victim when a worker is killed mid-task;
-- `deferred`: a 30-second deferrable wait, held by a triggerer meanwhile.
+- `deferred`: a 60-second deferrable wait, held by a triggerer meanwhile: long
+  enough that a killed triggerer's trigger is seen moving to another one
+  (after the 15 s dead-triggerer threshold) before it fires.
 
 Retries come from the cluster's defaults ([core] default_task_retries).
 """
@@ -18,7 +20,7 @@ from airflow.sdk import dag, task
 SHORT_TASKS = 24
 SHORT_SECONDS = 2
 LONG_SECONDS = 45
-DEFER_SECONDS = 30
+DEFER_SECONDS = 60
 
 
 @dag(
