@@ -203,6 +203,10 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
                         "bars": [round(p.get_height(), 6) for p in ax.patches],  # type: ignore[attr-defined]
                         "bar_x": [round(p.get_x(), 6) for p in ax.patches],  # type: ignore[attr-defined]
                         "bar_w": [round(p.get_width(), 6) for p in ax.patches],  # type: ignore[attr-defined]
+                        "colours": [p.get_facecolor() for p in ax.patches],
+                        "tick_x": [round(float(x), 6) for x in ax.get_xticks()],
+                        "left": round(ax.get_position().x0, 3),
+                        "bottom": round(ax.get_position().y0, 3),
                         "legend": [t.get_text() for t in legend.get_texts()]
                         if (legend := ax.get_legend()) is not None
                         else [],
@@ -274,3 +278,32 @@ def test_one_profiles_bars_take_the_full_slot(tmp_path: Path, drawn: list[dict[s
     [ax] = drawn[0]["axes"]
     assert ax["bar_w"] == [0.8, 0.8]
     assert ax["bar_x"] == [-0.4, 0.6]
+
+
+def test_a_service_one_profile_lacks_is_a_zero_bar_under_its_tick(
+    tmp_path: Path, drawn: list[dict[str, Any]]
+) -> None:
+    profiles = [
+        ProfileResult("ha", idle_cpu_percent={"worker": 2.0, "mysql": 1.0}),
+        ProfileResult("airflow-defaults", idle_cpu_percent={"worker": 4.0}),
+    ]
+    write_charts(profiles, tmp_path)
+
+    [ax] = drawn[0]["axes"]
+    assert ax["ticks"] == ["mysql", "worker"]
+    assert ax["bars"] == [1.0, 2.0, 0.0, 4.0]
+    assert ax["tick_x"] == [0.2, 1.2]  # between each service's two bars
+    assert ax["colours"][0] != ax["colours"][2]  # one colour per profile
+
+
+def test_the_tasks_panels_stand_side_by_side_one_colour_per_profile(
+    tmp_path: Path, drawn: list[dict[str, Any]]
+) -> None:
+    write_charts(results(), tmp_path)
+
+    axes = drawn[1]["axes"]
+    assert len({ax["bottom"] for ax in axes}) == 1
+    assert [ax["left"] for ax in axes] == sorted({ax["left"] for ax in axes})
+    for ax in axes:
+        ha, defaults = ax["colours"]
+        assert ha != defaults
