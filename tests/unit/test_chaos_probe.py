@@ -5,6 +5,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -13,7 +14,7 @@ from airflow_ha.chaos import probe
 
 # --- probe: ApiProbe against a fake API on 127.0.0.1 ----------------------------------------
 
-OK_GETS = 3  # the API answers this many GETs, then only errors
+OK_GETS = 3  # the API answers this many GETs, then only 503s (as a load balancer without a replica)
 FAILURES_WANTED = 8
 
 
@@ -26,6 +27,7 @@ class ProbeServer(ThreadingHTTPServer):
         self.logins = 0
         self.gets = 0
         self.authorizations: set[str | None] = set()
+        self.queries: set[str] = set()
         self.failing = threading.Event()
 
     @property
@@ -66,12 +68,13 @@ class ProbeHandler(BaseHTTPRequestHandler):
             self.fake.gets += 1
             n = self.fake.gets
             self.fake.authorizations.add(self.headers.get("Authorization"))
+            self.fake.queries.add(urlsplit(self.path).query)
         if n <= OK_GETS:
             self._reply(200, b'{"dags": [], "total_entries": 0}', "application/json")
             return
         if n - OK_GETS >= FAILURES_WANTED:
             self.fake.failing.set()
-        self._reply(500, f"boom {n}".encode(), "text/plain")
+        self._reply(503, f"boom {n}".encode(), "text/plain")
 
 
 @pytest.fixture
@@ -89,8 +92,13 @@ def test_probe_counts_requests_and_failures(
     monkeypatch: pytest.MonkeyPatch, probe_server: ProbeServer
 ) -> None:
     monkeypatch.setattr(probe, "POLL_INTERVAL_S", 0.005)
-    client = AirflowClient(probe_server.url, Credentials("admin", "pw"), timeout=5)
+    # The client the probe is made from sends a GET again after a 503 (at once:
+    # no backoff); the probe must not, or a failure would hide behind a retry.
+    client = AirflowClient(
+        probe_server.url, Credentials("admin", "pw"), timeout=5, retries=3, backoff=0
+    )
     api_probe = probe.ApiProbe(client)
+    assert api_probe._thread.daemon  # a hung request never keeps `chaos` from exiting
 
     with api_probe as entered:
         assert entered is api_probe
@@ -100,7 +108,8 @@ def test_probe_counts_requests_and_failures(
 
     result = api_probe.result
     served = probe_server.gets
-    # Every GET after the first one (sent by __enter__ to log in) is counted, none lost.
+    # Every GET after the first one (sent by __enter__ to log in) is counted once,
+    # none lost, none sent twice.
     assert result.requests == served - 1
     assert result.failed == served - OK_GETS
     assert result.failed >= FAILURES_WANTED
@@ -108,8 +117,9 @@ def test_probe_counts_requests_and_failures(
     # Only the first five errors are kept, in order.
     assert len(result.errors) == 5
     for i, error in enumerate(result.errors):
-        assert error == f"GET /api/v2/dags failed with HTTP 500: boom {OK_GETS + 1 + i}"
+        assert error == f"GET /api/v2/dags failed with HTTP 503: boom {OK_GETS + 1 + i}"
     assert probe_server.logins == 1
+    assert probe_server.queries == {"limit=1"}  # one DAG per answer: a light request
     assert probe_server.authorizations == {"Bearer tok"}
 
 

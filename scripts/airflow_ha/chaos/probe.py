@@ -24,7 +24,7 @@ class ApiProbe:
         # request counts.
         self._client = client.clone(retries=0)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="api-probe", daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self.result = ProbeResult()
 
     def _run(self) -> None:
