@@ -7,6 +7,7 @@ restart count; `restart()` stamps FinishedAt and a new StartedAt; network
 disconnects really detach it.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -68,6 +69,8 @@ class FakeContainer:
     starts: int = 0
     # What a kill does: the moment the process dies (None: the kill misses).
     dies_at: datetime | None = None
+    # What an exec prints, given its command (None: nothing).
+    answer: Callable[[list[str]], str] | None = None
 
     def execute(self, command: list[str]) -> str:
         self.executed.append(command)
@@ -76,7 +79,7 @@ class FakeContainer:
             self.restart_count = (self.restart_count or 0) + 1
         if self.exec_error is not None:
             raise self.exec_error
-        return ""
+        return self.answer(command) if self.answer is not None else ""
 
     def restart(self) -> None:
         self.restarts += 1
@@ -111,11 +114,21 @@ def container(
 class FakeCompose:
     containers: list[FakeContainer]
     asked: list[list[str]] = field(default_factory=list)
+    # False: everything, whatever was asked (the code must filter by label and state
+    # itself); True: as `docker compose ps` answers: the asked services' containers,
+    # and stopped ones only with all=True.
+    like_docker: bool = False
 
     def ps(self, services: list[str] | None = None, all: bool = False) -> list[FakeContainer]:
-        # Everything, whatever was asked: the code must filter by label and state itself.
         self.asked.append(list(services or []))
-        return list(self.containers)
+        if not self.like_docker:
+            return list(self.containers)
+        return [
+            c
+            for c in self.containers
+            if (not services or (c.config.labels or {}).get(SERVICE_LABEL) in services)
+            and (all or c.state.status in ("running", "restarting", "paused"))
+        ]
 
 
 @dataclass
@@ -139,9 +152,18 @@ class FakeNetwork:
 @dataclass
 class FakeContainerCli:
     containers: list[FakeContainer]
+    log_text: dict[str, str] = field(default_factory=dict)  # container name -> its logs
+    logs_error: Exception | None = None
+    logs_asked: list[tuple[str, datetime | None, datetime | None]] = field(default_factory=list)
 
     def inspect(self, container_id: str) -> FakeContainer:
         return next(c for c in self.containers if c.id == container_id)
+
+    def logs(self, container: str, since: datetime | None, until: datetime | None) -> str:
+        self.logs_asked.append((container, since, until))
+        if self.logs_error is not None:
+            raise self.logs_error
+        return self.log_text[container]
 
 
 class FakeDocker:

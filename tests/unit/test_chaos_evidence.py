@@ -1,13 +1,31 @@
 """chaos/evidence.py: judging Docker's and MySQL's record of a fault, without Docker."""
 
-from dataclasses import replace
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import pytest
+from python_on_whales.exceptions import DockerException
 
 from airflow_ha.chaos import evidence
 from airflow_ha.chaos.evidence import ContainerMark, Restart
+from airflow_ha.chaos.workload import DAG_ID
+from airflow_ha.stack import LOG_LINES_ON_FAILURE
 
-from .chaos_fakes import NEVER, as_container, at, container, mark_of
+from .chaos_fakes import (
+    NEVER,
+    FakeContainer,
+    FakeStack,
+    as_container,
+    as_stack,
+    at,
+    container,
+    mark_of,
+)
 
 BEFORE = ContainerMark("id1", "airflow-ha-scheduler-1", "scheduler", "running", 2, at(-60), NEVER)
 
@@ -48,6 +66,7 @@ def test_died_at_is_a_finished_at_newer_than_before(
         (BEFORE, None),
         (None, "removed"),
         (replace(BEFORE, restart_count=3), "restarted 1 time by its restart policy"),
+        (replace(BEFORE, restart_count=4), "restarted 2 times by its restart policy"),
         (replace(BEFORE, restart_count=5), "restarted 3 times by its restart policy"),
         (replace(BEFORE, started_at=at(5)), "restarted"),
         (replace(BEFORE, status="exited"), "now exited"),
@@ -85,6 +104,13 @@ def test_unexpected_restarts_skip_the_target_and_containers_not_running_before()
         "d-gone",
         "z-target",
     ]
+
+
+def test_unexpected_restarts_are_listed_by_container_name() -> None:
+    # Docker's ids sort the other way round.
+    names = ["airflow-ha-api-server-1", "airflow-ha-redis-1", "airflow-ha-worker-1"]
+    before = {f"{9 - i}f3a": replace(BEFORE, id=f"{9 - i}f3a", name=n) for i, n in enumerate(names)}
+    assert [r.container for r in evidence.unexpected_restarts(before, {}, None)] == names
 
 
 @pytest.mark.parametrize(
@@ -155,3 +181,188 @@ def test_a_lost_mysql_explains_only_its_dependents_exits_with_the_sign_in_their_
 ) -> None:
     restart = Restart("c", service, "restarted 1 time by its restart policy", logs)
     assert evidence.LOST_MYSQL.explains(restart) is expected
+
+
+# --- DockerObserver: gathering the facts from a fake stack that answers as Docker does ----
+
+
+def observe(*containers: FakeContainer) -> tuple[evidence.DockerObserver, FakeStack]:
+    stack = FakeStack(*containers)
+    stack.docker.compose.like_docker = True
+    return evidence.DockerObserver(as_stack(stack)), stack
+
+
+def test_marks_cover_every_container_of_the_project_stopped_ones_too() -> None:
+    up = container("worker", "w1")
+    init = container("airflow-init", "i1", status="exited")  # its exit is no crash
+    observer, _ = observe(up, init)
+    assert observer.marks() == {up.id: mark_of(up), init.id: mark_of(init)}
+
+
+def test_mark_inspects_the_container_asked_for() -> None:
+    a, b = container("worker", "w1"), container("worker", "w2", restart_count=4)
+    b.state.finished_at = at(-5)
+    observer, _ = observe(a, b)
+    assert observer.mark(b.id) == mark_of(b)
+    assert observer.mark(b.id).restart_count == 4
+
+
+def test_logs_are_the_last_lines_between_since_and_until() -> None:
+    c = container("scheduler", "s1")
+    observer, stack = observe(c)
+    lines = [f"line {i}" for i in range(LOG_LINES_ON_FAILURE + 15)]
+    stack.docker.container.log_text[c.name] = "\n".join(lines) + "\n"
+
+    assert observer.logs(c.name, at(-5), at(7)).splitlines() == lines[-LOG_LINES_ON_FAILURE:]
+    assert stack.docker.container.logs_asked == [(c.name, at(-5), at(7))]
+    # Fewer lines than the limit: all of them; no `until`: up to now.
+    stack.docker.container.log_text[c.name] = "one\ntwo"
+    assert observer.logs(c.name, at(-5), None) == "one\ntwo"
+    assert stack.docker.container.logs_asked[-1] == (c.name, at(-5), None)
+
+
+def test_logs_docker_cannot_give_say_why_instead_of_failing_the_run() -> None:
+    c = container("scheduler", "s1")
+    observer, stack = observe(c)
+    error = DockerException(["docker", "logs", c.name], 1, b"", b"No such container")
+    stack.docker.container.logs_error = error
+    assert observer.logs(c.name, at(-5), at(7)) == f"(no logs: {error})"
+
+
+# A `mysql` client that stands in for the one in the MySQL container: it records
+# its arguments and the password it got, and prints the rows the test gave for the
+# first table its SQL names (as `mysql -N -B` prints them: no header, tab-separated).
+FAKE_MYSQL = """#!{python}
+import json, os, sys
+from pathlib import Path
+here = Path(__file__).parent
+with open(here / "calls.jsonl", "a") as calls:
+    calls.write(json.dumps({{"password": os.environ.get("MYSQL_PWD"), "args": sys.argv[1:]}}))
+    calls.write("\\n")
+for name, rows in json.loads((here / "answers.json").read_text()):
+    if name in sys.argv[-1]:
+        sys.stdout.write(rows)
+        break
+"""
+PASSWORDS = {"MYSQL_PASSWORD": "airflow-secret", "MYSQL_ROOT_PASSWORD": "root-secret"}
+
+
+@dataclass
+class FakeMysql:
+    """The mysql container: its `sh -c` runs for real, with FAKE_MYSQL as `mysql`
+    and the passwords in its environment, as in the real container."""
+
+    bin: Path
+    container: FakeContainer
+
+    def answers(self, *pairs: tuple[str, str]) -> None:
+        """(a name the SQL contains, what mysql prints then), first match wins."""
+        (self.bin / "answers.json").write_text(json.dumps(pairs))
+
+    def calls(self) -> list[dict[str, Any]]:
+        path = self.bin / "calls.jsonl"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [json.loads(line) for line in lines]
+
+    def run(self, command: list[str]) -> str:
+        env = {**PASSWORDS, "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}"}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        return done.stdout.removesuffix("\n")  # as python-on-whales returns it
+
+
+@pytest.fixture
+def mysql(tmp_path: Path) -> FakeMysql:
+    script = tmp_path / "mysql"
+    script.write_text(FAKE_MYSQL.format(python=sys.executable))
+    script.chmod(0o755)
+    fake = FakeMysql(tmp_path, container("mysql", "db"))
+    fake.container.answer = fake.run
+    fake.answers()
+    return fake
+
+
+def test_deadlock_count_reads_innodbs_counter_as_root_without_the_password_in_the_command(
+    mysql: FakeMysql,
+) -> None:
+    mysql.answers(("INNODB_METRICS", "17\n"))
+    observer, _ = observe(container("worker", "w1"), mysql.container)
+
+    assert observer.deadlock_count() == 17
+    (call,) = mysql.calls()
+    # Root (the counter needs the PROCESS privilege), its password read inside the
+    # container; batch output without column names, the SQL passed intact.
+    assert call == {
+        "password": "root-secret",
+        "args": ["-uroot", "-N", "-B", "airflow", "-e", evidence.DEADLOCKS_SQL],
+    }
+    assert all("secret" not in part for part in mysql.container.executed[0])
+
+
+def test_deadlock_count_of_an_empty_answer_is_zero(mysql: FakeMysql) -> None:
+    observer, _ = observe(mysql.container)
+    assert observer.deadlock_count() == 0
+
+
+def test_deadlock_count_needs_a_running_mysql(mysql: FakeMysql) -> None:
+    mysql.container.state.status = "restarting"
+    observer, _ = observe(container("worker", "w1"), mysql.container)
+    with pytest.raises(LookupError, match=r"^no running mysql container$"):
+        observer.deadlock_count()
+    assert mysql.calls() == []
+
+
+def test_stall_limit_reads_the_environment_of_a_running_scheduler() -> None:
+    restarting = container("scheduler", "s0", status="restarting")
+    restarting.config.env = ["AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT=1"]
+    worker = container("worker", "w1")
+    worker.config.env = ["AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT=2"]
+    first, second = container("scheduler", "s1"), container("scheduler", "s2")
+    first.config.env = ["AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT=300"]
+    second.config.env = ["AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT=400"]
+    observer, stack = observe(restarting, worker, first, second)
+
+    assert observer.stall_limit() == 300 + 120 + evidence.STALL_MARGIN_S
+    assert stack.docker.compose.asked == [["scheduler"]]
+
+
+def test_queue_decisions_read_both_task_tables_as_the_airflow_user(mysql: FakeMysql) -> None:
+    mysql.answers(
+        ("task_instance_history", "2026-03-01 11:59:58.000000\tsched-a\n"),
+        (
+            "task_instance",
+            "2026-03-01 12:00:09.500000\tsched-b\n2026-03-01 12:00:01.250000\tsched-a\n",
+        ),
+    )
+    observer, _ = observe(mysql.container)
+
+    decisions = observer.queue_decisions(DAG_ID, ["run-1", "manual__2026-03-01T12:00:00+00:00"])
+
+    assert decisions == [(at(-2), "sched-a"), (at(1.25), "sched-a"), (at(9.5), "sched-b")]
+    runs = "'run-1', 'manual__2026-03-01T12:00:00+00:00'"
+    assert mysql.calls() == [
+        {
+            "password": "airflow-secret",
+            "args": [
+                "-uairflow",
+                "-N",
+                "-B",
+                "airflow",
+                "-e",
+                evidence.DECISIONS_SQL.format(table=table, dag=f"'{DAG_ID}'", runs=runs),
+            ],
+        }
+        for table in ("task_instance", "task_instance_history")
+    ]
+
+
+def test_queue_decisions_of_no_runs_ask_nothing(mysql: FakeMysql) -> None:
+    observer, _ = observe(mysql.container)
+    assert observer.queue_decisions(DAG_ID, []) == []
+    assert mysql.calls() == []
+
+
+def test_queue_decisions_refuse_a_run_id_that_could_change_the_query(mysql: FakeMysql) -> None:
+    observer, _ = observe(mysql.container)
+    with pytest.raises(ValueError, match="unexpected characters"):
+        observer.queue_decisions(DAG_ID, ["run-1", "x') OR ('1'='1"])
+    assert mysql.calls() == []
