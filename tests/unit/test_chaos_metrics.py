@@ -8,6 +8,7 @@ import pytest
 
 from airflow_ha.airflow_api import JSON, AirflowClient, parse_time
 from airflow_ha.chaos import metrics
+from airflow_ha.chaos import workload as workload_module
 from airflow_ha.chaos.workload import DAG_ID, RunSnapshot, TaskSnapshot, Workload
 from airflow_ha.errors import VerificationError
 
@@ -119,6 +120,10 @@ def test_run_seconds_are_each_runs_time_or_none_while_it_goes_on() -> None:
     assert metrics.run_seconds([run(40.04), run(None), run(10, start=None)]) == [70.0, None, None]
 
 
+def test_run_seconds_keep_tenths() -> None:
+    assert metrics.run_seconds([run(40.34), run(12.06, start=-0.5)]) == [70.3, 12.6]
+
+
 DECISIONS = [(at(-6), "s1"), (at(-4), "s1"), (at(1), "s1"), (at(7.5), "s2"), (at(9), "s2")]
 
 
@@ -128,6 +133,12 @@ def test_the_survivor_is_the_first_other_scheduler_to_queue_after_the_death() ->
     assert metrics.survivor_first_queue(DECISIONS[:3], FAULT_AT, "s1") is None
 
 
+def test_a_task_queued_at_the_moment_of_death_is_not_the_survivors_first() -> None:
+    # Queued as the scheduler died: the survivor had not taken over yet.
+    decisions = [(at(-2), "s1"), (FAULT_AT, "s2"), (at(4.5), "s2")]
+    assert metrics.survivor_first_queue(decisions, FAULT_AT, "s1") == 4.5
+
+
 def test_scheduling_gap_is_the_longest_pause_between_queued_tasks_around_the_death() -> None:
     # From -4 (within 5 s before the death) on: -4 -> 1 -> 7.5 -> 9; -6 is outside.
     assert metrics.scheduling_gap(DECISIONS, FAULT_AT) == 6.5
@@ -135,6 +146,13 @@ def test_scheduling_gap_is_the_longest_pause_between_queued_tasks_around_the_dea
     assert metrics.scheduling_gap([(at(-5.1), "a"), (at(3), "b")], FAULT_AT) is None
     assert metrics.scheduling_gap([(at(-3), "a"), (at(-1), "b")], FAULT_AT) is None
     assert metrics.scheduling_gap([], FAULT_AT) is None
+
+
+def test_scheduling_gap_needs_a_task_queued_after_the_death() -> None:
+    # Judged by the last one queued, not by the second.
+    assert metrics.scheduling_gap([(at(-3), "a"), (at(-1), "a"), (at(4.5), "b")], FAULT_AT) == 5.5
+    # The last one queued exactly at the death: nothing after it yet.
+    assert metrics.scheduling_gap([(at(-3), "a"), (FAULT_AT, "a")], FAULT_AT) is None
 
 
 # --- retries ------------------------------------------------------------------------------
@@ -271,7 +289,7 @@ class FakeClient:
     instances: dict[str, list[JSON]] = field(default_factory=dict)
 
     def dag(self, dag_id: str) -> JSON | None:
-        return {"dag_id": dag_id} if self.parsed else None
+        return {"dag_id": dag_id} if self.parsed and dag_id == DAG_ID else None
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self.paused.append((dag_id, paused))
@@ -284,9 +302,11 @@ class FakeClient:
         return {"dag_run_id": run_id}
 
     def dag_run(self, dag_id: str, run_id: str) -> JSON:
+        assert dag_id == DAG_ID
         return {"dag_run_id": run_id, "state": self.states[run_id]}
 
     def task_instances(self, dag_id: str, run_id: str) -> list[JSON]:
+        assert dag_id == DAG_ID
         return self.instances.get(run_id, [])
 
 
@@ -308,6 +328,72 @@ def test_workload_start_fails_when_the_dag_is_not_parsed() -> None:
         workload_of(client, 2).start(discover_timeout=-1)
     assert client.triggered == 0
     assert client.paused == []
+
+
+class FakeClock:
+    """time.monotonic and time.sleep of a clock that moves only when slept on, or
+    by `per_call` on each call of `dag` (a slow API)."""
+
+    def __init__(self, client: FakeClient, per_call: float) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+        self.per_call = per_call
+        dag = client.dag
+
+        def slow_dag(dag_id: str) -> JSON | None:
+            self.now += per_call
+            return dag(dag_id)
+
+        client.dag = slow_dag  # type: ignore[method-assign]
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.mark.parametrize(
+    ("per_call", "gave_up_after"),
+    [
+        (0.0, 92.0),  # asked at 0, 2, ..., 90 (not yet past 90 s), 92
+        (1.0, 91.0),  # asked at 1, 4, ..., 88, 91
+    ],
+)
+def test_workload_start_waits_90_s_for_the_dag_asking_every_2_s(
+    monkeypatch: pytest.MonkeyPatch, per_call: float, gave_up_after: float
+) -> None:
+    client = FakeClient(parsed=False)
+    clock = FakeClock(client, per_call)
+    monkeypatch.setattr(workload_module, "time", clock)
+    with pytest.raises(VerificationError, match=r"DAG chaos_workload is not parsed"):
+        workload_of(client, 2).start()
+    assert clock.now - 1000.0 == gave_up_after
+    assert set(clock.slept) == {2}
+
+
+def test_workload_start_goes_on_once_the_dag_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = FakeClient(parsed=False)
+    clock = FakeClock(client, 0.0)
+    monkeypatch.setattr(workload_module, "time", clock)
+    sleep = clock.sleep
+
+    def parsed_after_three(seconds: float) -> None:
+        sleep(seconds)
+        client.parsed = len(clock.slept) == 3
+
+    clock.sleep = parsed_after_three  # type: ignore[method-assign]
+    workload = workload_of(client, 2)
+    workload.start()
+    assert clock.slept == [2, 2, 2]
+    assert workload.run_ids == ["run-1", "run-2"]
+
+
+def test_a_workload_not_started_has_no_runs() -> None:
+    workload = workload_of(FakeClient(), 2)
+    assert (workload.run_ids, workload.run_snapshots(), workload.tasks()) == ([], [], [])
+    assert workload.finished()
 
 
 def test_workload_is_finished_only_when_every_run_is() -> None:
