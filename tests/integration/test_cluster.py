@@ -2,6 +2,7 @@
 
 import socket
 import textwrap
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from airflow_ha.errors import ExitCode
 from airflow_ha.verify import run_dags
 
-from .conftest import Cluster, run_cli, write_env_file
+from .conftest import CliResult, Cluster, run_cli, write_env_file
 
 pytestmark = pytest.mark.integration
 
@@ -19,15 +20,23 @@ FANOUT_DAG = "example_fanout_xcom"
 FANOUT_TOTAL = sum(i * i for i in range(8))
 
 
+def worker_lines(result: CliResult) -> list[list[str]]:
+    """The CELERY WORKER rows of `status`: worker, container, queues, concurrency, tasks."""
+    return [line.split() for line in result.stdout.splitlines() if line.startswith("celery@")]
+
+
 def test_every_service_is_healthy(cluster: Cluster) -> None:
+    # The chaos tests run first: right after Redis restarted or a worker was cut
+    # off, the workers may not yet answer Flower's broadcast (they do within
+    # seconds), and `status` rightly lists none. Ask again for a while.
+    deadline = time.monotonic() + 120
     result = cluster.cli("status")
+    while not worker_lines(result) and time.monotonic() < deadline:
+        time.sleep(5)
+        result = cluster.cli("status")
     assert result.code == 0, str(result)
     # Workers as Flower's authenticated API reports them: queue and concurrency.
-    # Columns: worker, container, queues, concurrency, active tasks.
-    worker_lines = [
-        line.split() for line in result.stdout.splitlines() if line.startswith("celery@")
-    ]
-    pools = Counter((line[2], line[3]) for line in worker_lines)
+    pools = Counter((line[2], line[3]) for line in worker_lines(result))
     assert pools == {
         ("default", str(cluster.settings.airflow_worker_concurrency)): 2,
         ("heavy", str(cluster.settings.airflow_heavy_worker_concurrency)): 1,
