@@ -7,12 +7,14 @@ restart count; `restart()` stamps FinishedAt and a new StartedAt; network
 disconnects really detach it.
 """
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from python_on_whales import Container
+from python_on_whales.exceptions import DockerException
 
 from airflow_ha.chaos.evidence import ContainerMark
 from airflow_ha.chaos.faults import KILL_MAIN_PROCESS
@@ -135,6 +137,8 @@ class FakeCompose:
 class FakeNetwork:
     calls: list[tuple[str, str, str]] = field(default_factory=list)
     detaches: bool = True  # False: disconnect "succeeds" but leaves the container attached
+    connect_delay: float = 0.0  # how long a connect takes
+    connect_errors: set[str] = field(default_factory=set)  # networks whose connect fails
 
     def disconnect(self, network: str, target: FakeContainer) -> None:
         self.calls.append(("disconnect", network, target.name))
@@ -143,6 +147,9 @@ class FakeNetwork:
 
     def connect(self, network: str, target: FakeContainer) -> None:
         self.calls.append(("connect", network, target.name))
+        time.sleep(self.connect_delay)
+        if network in self.connect_errors:
+            raise DockerException(["docker", "network", "connect", network], 1, b"", b"failed")
         networks = target.network_settings.networks
         if networks is None:
             target.network_settings.networks = networks = {}
@@ -178,8 +185,10 @@ class FakeStack:
         self.docker = FakeDocker(list(containers))
         self.waited: list[float] = []
 
-    def wait_healthy(self, timeout: float, progress: object) -> list[object]:
+    def wait_healthy(self, timeout: float, progress: Callable[[str], None]) -> list[object]:
         self.waited.append(timeout)
+        for c in self.docker.compose.containers:  # as Stack reports each service's state
+            progress(f"{c.name}: healthy")
         return []
 
 

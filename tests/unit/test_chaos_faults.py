@@ -244,10 +244,19 @@ def test_a_restart_is_confirmed_by_the_finished_at_it_leaves() -> None:
     assert injection.at == at(1)
 
 
-def test_a_restart_that_left_no_trace_is_not_injected() -> None:
+def test_a_restart_that_left_no_trace_is_not_injected_and_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(
+        faults, "time", SimpleNamespace(monotonic=time.monotonic, sleep=slept.append)
+    )
     c = container("mysql", "m1")
     assert inject(FAULTS["mysql-restart"], c) is None
     assert c.restarts == 1
+    # `docker restart` returns once the container runs again: its trace is there
+    # at once or never.
+    assert slept == []
 
 
 def test_partition_disconnects_every_network_confirms_it_then_reconnects() -> None:
@@ -287,6 +296,22 @@ def test_a_partition_is_cut_short_by_its_stop_event_and_still_reconnects() -> No
     assert time.monotonic() - started < 60
     assert injection is not None
     assert stack.docker.network.calls[-1] == ("connect", "airflow-ha_default", c.name)
+
+
+def test_a_reconnect_that_fails_does_not_stop_the_others() -> None:
+    c = container("worker", "w1")
+    c.network_settings = FakeNetworkSettings({"front": object(), "back": object()})
+    stack = FakeStack(c)
+    stack.docker.network.connect_errors = {"back"}
+
+    injection = inject(faults.partition_for(0), c, stack)
+
+    assert stack.docker.network.calls[-2:] == [
+        ("connect", "back", c.name),
+        ("connect", "front", c.name),
+    ]
+    assert set(c.network_settings.networks or {}) == {"front"}
+    assert isinstance(injection, faults.Injection)  # the cut itself was confirmed
 
 
 def test_a_partition_reconnects_even_when_the_check_fails() -> None:
@@ -410,10 +435,10 @@ def test_wait_for_target_times_out_while_the_api_fails(monkeypatch: pytest.Monke
         faults, "time", SimpleNamespace(monotonic=lambda: next(clock), sleep=slept.append)
     )
     workload = FakeWorkload([], api_errors=1000)
-    found, _ = faults.wait_for_target(
+    found, tasks = faults.wait_for_target(
         picking(None), as_stack(FakeStack()), cast(Workload, workload), 3
     )
-    assert found is None
+    assert (found, tasks) == (None, [])  # no task was ever seen
     assert slept == [1, 1]  # deadline 0 + 3; polls at ticks 1 and 2, none at 3
 
 

@@ -266,6 +266,11 @@ def test_detail_names_the_components_that_restarted_as_designed() -> None:
     r = result("mysql-restart", run_seconds=[], designed_restarts=[CRASH])
     assert detail(r) == "restarted as designed when MySQL went away: airflow-ha-triggerer-2"
     assert r.ok
+    scheduler = replace(CRASH, container="airflow-ha-scheduler-1", service="scheduler")
+    r = result("mysql-restart", run_seconds=[], designed_restarts=[scheduler, CRASH])
+    assert detail(r) == (
+        "restarted as designed when MySQL went away: airflow-ha-scheduler-1, airflow-ha-triggerer-2"
+    )
 
 
 def test_detail_of_a_fault_without_details_is_the_run_times_alone() -> None:
