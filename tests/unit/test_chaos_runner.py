@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from python_on_whales.exceptions import DockerException
 
 from airflow_ha.airflow_api import JSON, AirflowApiError, AirflowClient
 from airflow_ha.chaos import faults, runner
@@ -122,6 +123,23 @@ def test_follow_victim_needs_a_new_try_that_started(current: TaskSnapshot) -> No
     assert "retry_host" not in details
     assert details["victim_final_state"] == current.state
     assert details["victim_tries"] == current.try_number
+
+
+def test_the_killed_try_still_running_is_no_loss_yet() -> None:
+    moments: dict[str, datetime] = {}
+    details: Details = {}
+    follow([replace(LONG_VICTIM, start=at(-20))], moments, details)
+    assert moments == {}
+
+
+@pytest.mark.parametrize("state", ["failed", "up_for_retry"])
+def test_the_killed_try_failed_is_the_loss_detected(state: str) -> None:
+    # No retry left (failed) or one to come (up_for_retry): Airflow saw the loss.
+    moments: dict[str, datetime] = {}
+    details: Details = {}
+    follow([replace(LONG_VICTIM, state=state)], moments, details, seen=at(31))
+    assert moments == {"loss_detected": at(31)}
+    assert details == {"victim_final_state": state, "victim_tries": 1}
 
 
 def test_follow_victim_keeps_the_first_retry_but_the_latest_state() -> None:
@@ -248,6 +266,9 @@ class FakeObserver:
     # (seconds after the target's death, host of the scheduler that queued a task)
     decisions: list[tuple[float, str]] = field(default_factory=list)
     decisions_asked: list[list[str]] = field(default_factory=list)
+    # The readings of the deadlock counter (1: before the fault, 2: after) that fail.
+    counter_fails: tuple[int, ...] = ()
+    counter_error: Exception = field(default_factory=lambda: LookupError("no running mysql"))
 
     def marks(self) -> dict[str, ContainerMark]:
         return {c.id: mark_of(c) for c in self.stack.docker.compose.containers}
@@ -260,6 +281,8 @@ class FakeObserver:
     def deadlock_count(self) -> int:
         # InnoDB's counter: `deadlocks` more at the end than at the start.
         self.deadlock_readings += 1
+        if self.deadlock_readings in self.counter_fails:
+            raise self.counter_error
         return 5 + (self.deadlocks if self.deadlock_readings > 1 else 0)
 
     def stall_limit(self) -> float:
@@ -283,6 +306,7 @@ class ScriptedClient:
         self.polls = 0
         self.triggered: list[str] = []
         self.unavailable_polls = 0  # after the fault, fail this many polls (MySQL down)
+        self.unavailable_error = "GET taskInstances failed with HTTP 503: no database"
         self.final_states: dict[str, str] = {}  # run id -> its state after the fault
         self.on_after: list[Any] = []  # callbacks run on the first poll after the fault
         self.interrupt_on_poll: int | None = None
@@ -337,7 +361,7 @@ class ScriptedClient:
                     callback()
         if self.polls > 1 and self.unavailable_polls > 0:
             self.unavailable_polls -= 1
-            raise AirflowApiError("GET taskInstances failed with HTTP 503: no database")
+            raise AirflowApiError(self.unavailable_error)
         if run_id != "run-1":
             return []
         if self.polls <= 1:
@@ -345,9 +369,9 @@ class ScriptedClient:
         return [
             ti("short", -1, 1, 0, state="success"),
             ti("short", -0.5, 1.5, 1, state="success"),
-            ti("short", 1, 3, 2, state="success"),
-            ti("short", 4, 6, 3, state="success"),
-            ti("long", 2, 47, state="success", try_number=2, hostname="w2"),
+            ti("short", 1.26, 3, 2, state="success"),
+            ti("short", 4, 6.04, 3, state="success"),
+            ti("long", 2.04, 47, state="success", try_number=2, hostname="w2"),
         ]
 
 
@@ -404,20 +428,21 @@ def test_a_worker_kill_is_measured_from_the_confirmed_death() -> None:
     assert r.run_seconds == [70.0, 70.0]
     assert r.container_back_s is not None
     assert 0 <= r.container_back_s < 60
-    assert r.next_task_start_s == 1.0
-    # From the death: starts/ends at 1, 1.5, 2, 3, 4, 6, then nothing until the
-    # long task's retry ended at 47.
+    assert r.next_task_start_s == 1.3  # 1.26 s, to tenths
+    # From the death: starts/ends at 1, 1.26, 1.5, 2.04, 3, 4, 6.04, then nothing
+    # until the long task's retry ended at 47: 40.96 s, to tenths.
     assert r.longest_stall_s == 41.0
     assert r.stall_limit_s == 390.0
     assert r.deadlocks == 0
     assert r.restarts == []
-    assert r.details["retry_started_s"] == 2.0
+    assert r.details["retry_started_s"] == 2.0  # 2.04 s, to tenths
     assert r.details["retry_host"] == "w2"
     assert (r.details["victim_final_state"], r.details["victim_tries"]) == ("success", 2)
     loss = r.details["loss_detected_s"]
     assert isinstance(loss, float)
     assert 0 <= loss < 60
     assert (r.verdict, r.ok) == ("ok", True)
+    assert (r.fault, r.description) == ("worker-kill", FAULTS["worker-kill"].description)
     assert any(
         f"SIGKILL the worker running the long task: {run.target.name}" in line for line in run.lines
     )
@@ -467,12 +492,18 @@ def test_a_run_that_did_not_succeed_is_counted_and_not_ok(
 
     # A run that never ends keeps the runner waiting to its timeout: keep it short.
     r = run_fault(client=client, timeout=4).result
+    since_death = (datetime.now(UTC) - client.death).total_seconds()
 
     assert (r.runs, r.succeeded, r.failed, r.stuck) == (2, 1, failed, stuck)
     assert (r.nothing_lost, r.ok, r.verdict) == (False, False, "LOST/STUCK")
     assert f"{failed} failed, {stuck} stuck of 2 runs" in r.problems
     expected_seconds = [70.0, 70.0 if final_state == "failed" else None]
     assert r.run_seconds == expected_seconds
+    assert r.longest_stall_s is not None
+    if final_state == "failed":  # every run ended: the stall is judged up to the last end
+        assert r.longest_stall_s == 41.0
+    else:  # a run goes on: the stall runs from the last task end (6.04 s) to now
+        assert 9 - 6.04 - 0.1 <= r.longest_stall_s <= since_death - 6.04 + 0.1
 
 
 def test_a_run_that_stalled_beyond_the_limit_fails() -> None:
@@ -573,12 +604,13 @@ def test_a_scheduler_kill_reports_when_the_survivor_queued_and_the_scheduling_ga
     decisions = [
         (-1.0, "w1"),
         (2.0, "w1"),  # the killed scheduler restarted (same host): not the survivor
-        (9.5, "w2"),
+        (9.54, "w2"),
         (12.0, "w2"),
     ]
     run = run_fault(fault=fault, decisions=decisions)
 
     assert run.observer.decisions_asked == [["run-1", "run-2"]]
+    # In tenths of a second: 9.54 s, and 7.54 s from 2 to 9.54.
     assert run.result.details["survivor_queued_s"] == 9.5
     assert run.result.details["scheduling_gap_s"] == 7.5
     assert run.result.ok
@@ -604,6 +636,7 @@ def test_run_fault_waits_out_an_unavailable_api(monkeypatch: pytest.MonkeyPatch)
     assert r.details["api_unavailable_polls"] == 3
     assert isinstance(r.details["api_back_s"], float)  # first answer after the outage
     assert slept[:3] == [1, 1, 1]  # one pause per failed poll
+    assert set(slept) == {1}  # and a poll a second after it
     not_answering = [line for line in run.lines if "API not answering" in line]
     assert len(not_answering) == 1  # said once per outage, not once per poll
     assert "HTTP 503" in not_answering[0]
@@ -627,6 +660,7 @@ def test_ctrl_c_during_a_partition_reconnects_the_worker_and_says_so() -> None:
     w1, w2 = container("worker", "w1"), container("worker", "w2")
     w1.network_settings = FakeNetworkSettings({"front": object(), "back": object()})
     stack = FakeStack(w2, w1)
+    stack.docker.network.connect_delay = 0.2  # Docker takes its time to reconnect
 
     with pytest.raises(KeyboardInterrupt):
         runner.run_fault(
@@ -642,7 +676,12 @@ def test_ctrl_c_during_a_partition_reconnects_the_worker_and_says_so() -> None:
     assert time.monotonic() - started < 60  # the hour-long partition was cut short
     assert set(w1.network_settings.networks or {}) == {"front", "back"}
     assert ("connect", "back", w1.name) in stack.docker.network.calls
-    assert f"worker-partition: interrupted; putting {w1.name} back" in lines
+    # The partition ended (its reconnects done) before the safety net looked.
+    assert lines[-2:] == [
+        f"worker-partition: interrupted; putting {w1.name} back",
+        f"worker-partition: {w1.name} was already back",
+    ]
+    assert [call[0] for call in stack.docker.network.calls] == ["disconnect"] * 2 + ["connect"] * 2
 
 
 def test_a_target_that_did_not_come_back_is_started_and_the_fault_fails(
@@ -671,14 +710,174 @@ def test_a_target_that_did_not_come_back_is_started_and_the_fault_fails(
 
 def test_run_all_runs_each_fault_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
+    passed: list[tuple[object, ...]] = []
 
     def fake_run_fault(fault: Fault, *args: object) -> str:
         seen.append(fault.name)
+        passed.append(args)
         return fault.name
 
     monkeypatch.setattr(runner, "run_fault", fake_run_fault)
     chosen = [FAULTS["redis-restart"], FAULTS["scheduler-kill"]]
-    results = runner.run_all(chosen, as_stack(FakeStack()), cast(AirflowClient, None), 1, 1, print)
+    lines: list[str] = []
+    stack, client = as_stack(FakeStack()), cast(AirflowClient, object())
+    results = runner.run_all(chosen, stack, client, 3, 240.0, lines.append)
     assert seen == []  # a generator: nothing runs before the first result is asked for
     assert list(results) == ["redis-restart", "scheduler-kill"]  # type: ignore[comparison-overlap]
     assert seen == ["redis-restart", "scheduler-kill"]
+    assert passed == [(stack, client, 3, 240.0, lines.append)] * 2
+
+
+def test_one_poll_the_api_did_not_answer_is_said_once_with_the_error_cut_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        runner, "time", SimpleNamespace(monotonic=time.monotonic, sleep=lambda seconds: None)
+    )
+    client = ScriptedClient(FAULT_AT)
+    client.unavailable_polls = 1
+    client.unavailable_error = "GET taskInstances failed with HTTP 503: " + "x" * 100
+
+    run = run_fault(client=client)
+
+    assert run.result.details["api_unavailable_polls"] == 1
+    not_answering = [line for line in run.lines if "API not answering" in line]
+    assert not_answering == [
+        f"worker-kill: API not answering; waiting ({client.unavailable_error[:80]})"
+    ]
+
+
+def test_an_injection_that_returns_after_the_timeout_is_still_confirmed() -> None:
+    client = ScriptedClient(FAULT_AT)
+
+    def lasting(stack: Any, c: Any, before: TargetBefore, stop: Any) -> faults.Injection:
+        stop.wait(600)  # a partition: over only when the runner ends it
+        return faults.Injection(client.death, "cut off (test)")
+
+    fault = replace(FAULTS["worker-kill"], inject=lasting)
+    r = run_fault(fault=fault, client=client, timeout=2).result
+
+    assert (r.injected_at, r.evidence) == (client.death, "cut off (test)")
+    assert r.longest_stall_s == 41.0  # timed from the confirmed moment
+
+
+def test_a_victims_fate_first_seen_by_the_final_read_still_counts() -> None:
+    # No time to watch: only the judge's own read sees the killed try fail.
+    r = run_fault(timeout=0).result
+    assert r.injected
+    loss = r.details["loss_detected_s"]
+    assert isinstance(loss, float)
+    assert 0 <= loss < 60
+    assert r.details["retry_started_s"] == 2.0
+
+
+@pytest.mark.parametrize(
+    ("fails", "error"),
+    [
+        ((1,), LookupError("no running mysql container")),
+        ((2,), ValueError("invalid literal for int()")),
+        ((1, 2), DockerException(["docker", "exec"], 1, b"", b"MySQL is down")),
+    ],
+)
+def test_deadlocks_are_unknown_when_a_counter_reading_failed(
+    fails: tuple[int, ...], error: Exception
+) -> None:
+    r = run_fault(deadlocks=3, counter_fails=fails, counter_error=error).result
+    assert r.deadlocks is None
+    assert r.ok  # unknown is no failure
+
+
+@dataclass
+class FakeProbe:
+    """ApiProbe as the runner sees it: a context manager with a result."""
+
+    client: object
+    scripted: ScriptedClient  # whose poll count tells when the probe ran
+    result: SimpleNamespace
+    entered_at_poll: int | None = None
+    exited_at_poll: int | None = None
+
+    def __enter__(self) -> "FakeProbe":
+        self.entered_at_poll = self.scripted.polls
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.exited_at_poll = self.scripted.polls
+
+
+def probing(
+    monkeypatch: pytest.MonkeyPatch, client: ScriptedClient, **result: Any
+) -> list[FakeProbe]:
+    """The probes the runner makes, each answering `result`."""
+    made: list[FakeProbe] = []
+
+    def make(probe_client: object) -> FakeProbe:
+        made.append(FakeProbe(probe_client, client, SimpleNamespace(**result)))
+        return made[-1]
+
+    monkeypatch.setattr(runner, "ApiProbe", make)
+    return made
+
+
+API_SERVER_KILL = replace(FAULTS["worker-kill"], name="api-server-kill", service="api-server")
+
+
+def test_an_api_server_fault_is_watched_by_the_probe_and_fails_with_its_failures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = ScriptedClient(FAULT_AT)
+    made = probing(monkeypatch, client, requests=140, failed=2, errors=["first", "second"])
+
+    r = run_fault(fault=API_SERVER_KILL, client=client).result
+
+    (probe,) = made
+    assert probe.client is client
+    # Probing from after the target search to the end of the watch (the judge polls once more).
+    assert (probe.entered_at_poll, probe.exited_at_poll) == (1, client.polls - 1)
+    assert {k: v for k, v in r.details.items() if k.startswith("api_")} == {
+        "api_requests": 140,
+        "api_failed": 2,
+        "api_first_error": "first",
+    }
+    assert (r.failed_api_requests, r.verdict) == (2, "API FAILED")
+
+
+def test_an_api_server_fault_without_failures_has_no_first_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = ScriptedClient(FAULT_AT)
+    probing(monkeypatch, client, requests=90, failed=0, errors=[])
+    r = run_fault(fault=API_SERVER_KILL, client=client).result
+    assert (r.details["api_requests"], r.details["api_failed"]) == (90, 0)
+    assert "api_first_error" not in r.details
+    assert r.ok
+
+
+def test_no_probe_for_other_services_or_without_a_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = ScriptedClient(FAULT_AT)
+    made = probing(monkeypatch, client, requests=1, failed=1, errors=["x"])
+    assert "api_requests" not in run_fault(client=client).result.details
+    monkeypatch.setattr(runner, "TARGET_TIMEOUT_S", 0)
+    r = run_fault(fault=API_SERVER_KILL, target_present=False).result
+    assert (r.injected, "api_requests" in r.details) == (False, False)
+    assert made == []
+
+
+def test_without_an_observer_the_facts_come_from_the_stack() -> None:
+    death = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+    client = ScriptedClient(death)
+    w1, w2 = container("worker", "w1"), container("worker", "w2")
+    scheduler = container("scheduler", "s1")
+    w1.dies_at = death
+    scheduler.config.env = ["AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT=200"]
+    stack = FakeStack(w2, scheduler, w1)
+    stack.docker.compose.like_docker = True
+    lines: list[str] = []
+
+    r = runner.run_fault(
+        FAULTS["worker-kill"], as_stack(stack), cast(AirflowClient, client), 2, 30, lines.append
+    )
+
+    assert r.stall_limit_s == 200 + 120 + 60  # read from the running scheduler
+    assert r.deadlocks is None  # no MySQL container to ask
+    assert r.injected_at == death

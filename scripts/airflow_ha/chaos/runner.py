@@ -381,7 +381,7 @@ def run_fault(
         watched,
         observer,
         stall_limit,
-        _restarts(fault, observer, marks_before, aim, watch_started),
+        _restarts(observer, marks_before, aim, watch_started),
         _deadlocks(deadlocks_before, _deadlock_count(observer)),
     )
     log(f"{fault.name}: {result.succeeded}/{result.runs} runs succeeded, {result.retries} retries")
@@ -389,7 +389,6 @@ def run_fault(
 
 
 def _restarts(
-    fault: Fault,
     observer: Observer,
     marks_before: dict[str, ContainerMark],
     aim: _Aim | None,
