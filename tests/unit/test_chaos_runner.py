@@ -3,6 +3,7 @@ whole faults run end to end against a scripted API and fake Docker
 (chaos_fakes.py), including the verdicts that must fail."""
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -881,3 +882,31 @@ def test_without_an_observer_the_facts_come_from_the_stack() -> None:
     assert r.stall_limit_s == 200 + 120 + 60  # read from the running scheduler
     assert r.deadlocks is None  # no MySQL container to ask
     assert r.injected_at == death
+
+
+class LateToSayDone:
+    """A ThreadPoolExecutor whose future, though its injection is over, says it is
+    not done the first time it is asked: the injection ended between the runner's
+    two looks at it in one poll."""
+
+    def __init__(self, workers: int) -> None:
+        self.pool = ThreadPoolExecutor(workers)
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        future = self.pool.submit(fn, *args)
+        future.result()
+        looks = iter([False])
+        done = future.done
+        future.done = lambda: next(looks, done())  # type: ignore[method-assign]
+        return future
+
+    def shutdown(self, wait: bool) -> None:
+        self.pool.shutdown(wait=wait)
+
+
+def test_an_injection_that_ends_between_two_looks_is_still_confirmed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runner, "ThreadPoolExecutor", LateToSayDone)
+    run = run_fault()
+    assert run.result.injected_at == run.target.dies_at
