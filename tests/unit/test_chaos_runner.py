@@ -910,3 +910,35 @@ def test_an_injection_that_ends_between_two_looks_is_still_confirmed(
     monkeypatch.setattr(runner, "ThreadPoolExecutor", LateToSayDone)
     run = run_fault()
     assert run.result.injected_at == run.target.dies_at
+
+
+class SteppedClock:
+    """time.monotonic and time.sleep of a clock that moves only when slept on."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_the_workload_is_polled_once_a_second_until_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = SteppedClock()
+    monkeypatch.setattr(runner, "time", clock)
+    client = ScriptedClient(FAULT_AT)
+
+    def lasting(stack: Any, c: Any, before: TargetBefore, stop: Any) -> faults.Injection:
+        stop.wait(600)  # the runs end at once, but the fault lasts to the timeout
+        return faults.Injection(client.death, "cut off (test)")
+
+    run_fault(fault=replace(FAULTS["worker-kill"], inject=lasting), client=client, timeout=10)
+
+    assert clock.slept == [1] * 10  # polls at 0, 1, ..., 9 s; none at the deadline
+    assert client.polls == 1 + 10 + 1  # the target search, the watch, the judge
