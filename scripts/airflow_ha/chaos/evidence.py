@@ -82,7 +82,8 @@ class DesignedExit:
     why: str
 
     def explains(self, restart: Restart) -> bool:
-        return restart.service in self.services and any(s in restart.logs for s in self.signs)
+        logs = restart.logs.lower()
+        return restart.service in self.services and any(s.lower() in logs for s in self.signs)
 
 
 # Airflow's scheduler, triggerer and dag-processor exit when a query finds the
@@ -91,9 +92,14 @@ class DesignedExit:
 LOST_MYSQL = DesignedExit(
     frozenset({"scheduler", "triggerer", "dag-processor"}),
     (
+        # The MySQL client's connection errors 2002, 2013 and 2006, as worded by
+        # the client in the Airflow image and by older ones, and SQLAlchemy's
+        # error for a session whose connection was lost.
         "Can't connect to server on 'mysql'",
+        "Can't connect to MySQL server on 'mysql'",
+        "Lost connection to server during query",
         "Lost connection to MySQL server",
-        "MySQL server has gone away",
+        "server has gone away",
         "Can't reconnect until invalid transaction is rolled back",
     ),
     "exited when MySQL went away, as Airflow's components do, and were restarted",
