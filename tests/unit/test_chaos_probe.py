@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from airflow_ha.airflow_api import AirflowClient, Credentials
+from airflow_ha.airflow_api import AirflowApiError, AirflowClient, Credentials
 from airflow_ha.chaos import probe
 
 # --- probe: ApiProbe against a fake API on 127.0.0.1 ----------------------------------------
@@ -29,6 +29,7 @@ class ProbeServer(ThreadingHTTPServer):
         self.authorizations: set[str | None] = set()
         self.queries: set[str] = set()
         self.failing = threading.Event()
+        self.ok_gets = OK_GETS
 
     @property
     def url(self) -> str:
@@ -69,10 +70,10 @@ class ProbeHandler(BaseHTTPRequestHandler):
             n = self.fake.gets
             self.fake.authorizations.add(self.headers.get("Authorization"))
             self.fake.queries.add(urlsplit(self.path).query)
-        if n <= OK_GETS:
+        if n <= self.fake.ok_gets:
             self._reply(200, b'{"dags": [], "total_entries": 0}', "application/json")
             return
-        if n - OK_GETS >= FAILURES_WANTED:
+        if n - self.fake.ok_gets >= FAILURES_WANTED:
             self.fake.failing.set()
         self._reply(503, f"boom {n}".encode(), "text/plain")
 
@@ -131,3 +132,16 @@ def test_probe_result_is_empty_before_it_runs() -> None:
         [],
     )
     assert not api_probe._thread.is_alive()
+
+
+def test_a_probe_that_cannot_start_says_which_request_failed(probe_server: ProbeServer) -> None:
+    probe_server.ok_gets = 0  # the API is down from the start
+    client = AirflowClient(probe_server.url, Credentials("admin", "pw"), retries=0)
+    api_probe = probe.ApiProbe(client)
+    with (
+        pytest.raises(AirflowApiError, match=r"^GET /api/v2/dags failed with HTTP 503: boom 1$"),
+        api_probe,
+    ):
+        pass
+    assert not api_probe._thread.is_alive()
+    assert probe_server.gets == 1
