@@ -12,12 +12,8 @@ from airflow_ha.chaos import workload as workload_module
 from airflow_ha.chaos.workload import DAG_ID, RunSnapshot, TaskSnapshot, Workload
 from airflow_ha.errors import VerificationError
 
-FAULT_AT = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-
-
-def at(seconds: float) -> datetime:
-    """The moment `seconds` after (negative: before) the fault."""
-    return FAULT_AT + timedelta(seconds=seconds)
+from . import chaos_fakes as fakes
+from .chaos_fakes import FAULT_AT, at
 
 
 def snapshot(
@@ -28,17 +24,15 @@ def snapshot(
     map_index: int = -1,
     end: datetime | None = None,
 ) -> TaskSnapshot:
-    return TaskSnapshot(
-        run_id="run-1",
-        task_id=task_id,
-        map_index=map_index,
-        state=state,
+    """A task of run-1 on worker-a, by default a finished short one."""
+    return fakes.snapshot(
+        task_id,
+        state,
+        hostname="worker-a",
         try_number=try_number,
         start=start,
+        map_index=map_index,
         end=end,
-        hostname="worker-a",
-        triggerer_host="",
-        triggerer_job_id=None,
     )
 
 
