@@ -1,6 +1,10 @@
 # Front door of the Airflow HA cluster: thin targets over the `airflow-ha` CLI
 # (scripts/airflow_ha). Every target first makes the scripts' virtualenv.
 #   make up | down | status | logs [SERVICE=x] | verify [DAG=id] | credentials
+#   make verify [DAG="id ..."] [JUNIT=file] [JSON=file]   run DAGs on this cluster, report each task
+#   make check-dags [DAGS_DIR=path] [JUNIT=file]   import every DAG file in seconds, no cluster
+#   make smoke DAGS_DIR=path [DAG="id ..."] [TOPOLOGY=single|ha] [CONF=file.json] [JUNIT=file] [JSON=file]
+#                              CI: import check, a throw-away cluster, verify, reports, removal
 #   make scale WORKERS=N [QUEUE=heavy] [FORCE=yes]   resize a worker pool; drains on the way down
 #   make chaos [FAULT=name ...] [JSON=file]   fault injection with a recovery report
 #   make bench [JSON=file] [PROFILE=ha] [STAGE=idle] [RUNS=3]   this cluster against Airflow's
@@ -13,18 +17,26 @@
 #                              (unit tests only, no Docker; not part of make test): kill rate per module
 
 PYTHON ?= python3
+# A make variable as one shell word, whatever it holds (q = quote).
+q = '$(subst ','\'',$(1))'
+REPORT_ARGS = $(if $(JUNIT),--junit $(call q,$(JUNIT))) $(if $(JSON),--json $(call q,$(JSON)))
 VENV := .venv
 CLI := $(VENV)/bin/airflow-ha
 STAMP := $(VENV)/.installed
 
-.PHONY: up down clean status scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
+.PHONY: host-tools check-dags smoke up down clean status scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-up: $(STAMP)
+# Compose v2, buildx, debootstrap, python3-venv: installed when missing if run as
+# root, otherwise one line naming the sudo command (scripts/install-host-tools.sh).
+host-tools:
+	@bash scripts/install-host-tools.sh --ensure
+
+up: host-tools $(STAMP)
 	$(CLI) up
 
 down: $(STAMP)
@@ -43,7 +55,15 @@ logs: $(STAMP)
 	$(CLI) logs $(SERVICE)
 
 verify: $(STAMP)
-	$(CLI) verify $(foreach d,$(DAG),--dag $(d))
+	$(CLI) verify $(foreach d,$(DAG),--dag $(call q,$(d))) $(REPORT_ARGS)
+
+check-dags: $(STAMP)
+	$(CLI) check-dags $(if $(DAGS_DIR),--dags-dir $(call q,$(DAGS_DIR))) $(REPORT_ARGS)
+
+smoke: host-tools $(STAMP)
+	$(CLI) smoke $(if $(DAGS_DIR),--dags-dir $(call q,$(DAGS_DIR))) \
+	  $(foreach d,$(DAG),--dag $(call q,$(d))) $(if $(TOPOLOGY),--topology $(call q,$(TOPOLOGY))) \
+	  $(if $(CONF),--conf-file $(call q,$(CONF))) $(REPORT_ARGS)
 
 chaos: $(STAMP)
 	$(CLI) chaos $(foreach f,$(FAULT),--fault $(f)) $(if $(JSON),--json $(JSON))

@@ -6,6 +6,11 @@
 #   - python3-venv, for the scripts' virtual environment.
 # The plugins come from Debian trixie's packages, fetched with a private apt
 # state so the host's own sources stay untouched. Run as root; safe to rerun.
+#
+#   scripts/install-host-tools.sh           install what is missing (root)
+#   scripts/install-host-tools.sh --ensure  what `make up` / `make smoke` run first:
+#       nothing missing: silent; missing and root: install it, saying what and
+#       from where; missing and not root: one line naming the sudo command, exit 1.
 set -euo pipefail
 
 PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
@@ -13,19 +18,42 @@ TRIXIE_MIRROR=${TRIXIE_MIRROR:-http://deb.debian.org/debian}
 
 log() { printf '==> %s\n' "$*"; }
 
-need_apt=()
-command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
-python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+missing_apt() {
+  command -v debootstrap >/dev/null 2>&1 || echo debootstrap
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || echo python3-venv
+  return 0
+}
+
+missing_plugins() {
+  docker compose version >/dev/null 2>&1 || echo docker-compose
+  docker buildx version >/dev/null 2>&1 || echo docker-buildx
+  return 0
+}
+
+mapfile -t need_apt < <(missing_apt)
+mapfile -t need_plugins < <(missing_plugins)
+need_all="${need_apt[*]} ${need_plugins[*]}"
+need_all=$(echo $need_all)  # one space between names, none at the ends
+
+if [ "${1:-}" = "--ensure" ]; then
+  [ -z "$need_all" ] && exit 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "airflow-ha: error: this host lacks $need_all; run once: sudo scripts/install-host-tools.sh" >&2
+    exit 1
+  fi
+  log "this host lacks $need_all: installing (running as root)"
+elif [ -n "${1:-}" ]; then
+  echo "usage: $0 [--ensure]" >&2
+  exit 2
+fi
+
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]} from the host's apt sources"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-missing=()
-docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
-docker buildx version >/dev/null 2>&1 || missing+=(docker-buildx)
-if [ ${#missing[@]} -eq 0 ]; then
+if [ ${#need_plugins[@]} -eq 0 ]; then
   log "docker compose and buildx plugins already present"
   exit 0
 fi
@@ -39,9 +67,9 @@ apt_private=(
   -o "Dir::Etc::SourceList=$work/etc/sources.list" -o "Dir::Etc::SourceParts=-"
   -o "APT::Get::List-Cleanup=0" -o "APT::Sandbox::User=root"
 )
-log "fetching ${missing[*]} from Debian trixie"
+log "fetching ${need_plugins[*]} from Debian trixie ($TRIXIE_MIRROR) into $PLUGIN_DIR"
 apt-get "${apt_private[@]}" update -qq
-(cd "$work" && apt-get "${apt_private[@]}" download "${missing[@]}" >/dev/null)
+(cd "$work" && apt-get "${apt_private[@]}" download "${need_plugins[@]}" >/dev/null)
 
 mkdir -p "$PLUGIN_DIR"
 for deb in "$work"/*.deb; do
