@@ -218,8 +218,14 @@ class AirflowClient:
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self.request("PATCH", f"/api/v2/dags/{quote(dag_id, safe='')}", json={"is_paused": paused})
 
-    def trigger(self, dag_id: str, conf: JSON | None = None) -> JSON:
-        body = {"logical_date": None, "conf": conf or {}}
+    def trigger(
+        self, dag_id: str, conf: JSON | None = None, logical_date: datetime | None = None
+    ) -> JSON:
+        """A new run, with no logical date unless one is given (the UI gives now)."""
+        body = {
+            "logical_date": logical_date.isoformat() if logical_date else None,
+            "conf": conf or {},
+        }
         path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns"
         return self.request("POST", path, json=body, idempotent=False) or {}
 
@@ -231,6 +237,19 @@ class AirflowClient:
             f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances",
             "task_instances",
         )
+
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> list[Any]:
+        """A try's log: structured entries ({"event", "timestamp", "level", ...}) or
+        plain lines, as the api-server read them."""
+        path = (
+            f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
+            f"/taskInstances/{quote(task_id, safe='')}/logs/{try_number}"
+        )
+        answer = self._get(path, map_index=map_index, full_content="true")
+        content = answer.get("content")
+        return content if isinstance(content, list) else []
 
     def task_instances_where(
         self, states: list[str], queues: list[str] | None = None

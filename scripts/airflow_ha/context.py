@@ -5,19 +5,21 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from io import StringIO
 from pathlib import Path
 
 from dotenv import dotenv_values
+from python_on_whales import DockerClient
 
 from airflow_ha.airflow_api import AirflowClient, Credentials
 from airflow_ha.docker_host import check_docker
-from airflow_ha.envfile import create_env_file
+from airflow_ha.envfile import create_env_file, render_env
 from airflow_ha.errors import ClusterError, ConfigError
 from airflow_ha.flower_api import FlowerClient
 from airflow_ha.images import ImageBuilder, ResolvedImages
-from airflow_ha.paths import ENV_EXAMPLE, HAPROXY_CONFIG, STATE_DIR
+from airflow_ha.paths import ENV_EXAMPLE, HAPROXY_CONFIG, REPO_ROOT, STATE_DIR
 from airflow_ha.pools import MAX_WORKERS_PER_POOL, POOLS
-from airflow_ha.settings import Settings, load_settings
+from airflow_ha.settings import Settings, load_settings, parse_settings
 from airflow_ha.stack import Stack
 
 
@@ -44,6 +46,28 @@ class Context:
     @cached_property
     def settings(self) -> Settings:
         return load_settings(self.env_file)
+
+    @cached_property
+    def tool_settings(self) -> Settings:
+        """.env's settings, or .env.example's where there is no .env yet (its
+        secrets generated in memory, never written): what commands that start
+        no cluster of this project need, such as images to build."""
+        if self.env_file.is_file():
+            return self.settings
+        return parse_settings(
+            dotenv_values(stream=StringIO(render_env(ENV_EXAMPLE.read_text()))), str(ENV_EXAMPLE)
+        )
+
+    def default_dags_dir(self) -> Path:
+        """The DAG folder of .env (relative to the repository), else ./dags."""
+        return (REPO_ROOT / self.tool_settings.airflow_dags_dir).resolve()
+
+    @cached_property
+    def docker(self) -> DockerClient:
+        """The Docker Engine, checked, for work outside a Compose project."""
+        docker = DockerClient()
+        check_docker(docker)
+        return docker
 
     @property
     def state_dir(self) -> Path:

@@ -88,7 +88,7 @@ class ImageBuilder:
         self._log = log
 
     def ensure_all(self) -> ResolvedImages:
-        debian = self._external(self._settings.debian_image, STANDIN_DEBIAN, self._debootstrap)
+        debian = self._debian()
         base = {"BASE_IMAGE": debian}
 
         def standin(name: str, wanted: str, tag: str) -> str:
@@ -97,11 +97,7 @@ class ImageBuilder:
         mysql = standin("mysql", self._settings.mysql_image, STANDIN_MYSQL)
         redis = standin("redis", self._settings.redis_image, STANDIN_REDIS)
         haproxy = standin("haproxy", self._settings.haproxy_image, STANDIN_HAPROXY)
-        airflow_context = IMAGES_DIR / "airflow"
-        certs = sync_extra_ca_certs(self._settings.extra_ca_certs_dir, airflow_context)
-        if certs:
-            self._log(f"trusting {certs} extra CA certificate(s) in the Airflow image build")
-        self._build(airflow_context, self._settings.airflow_image, base)
+        self._build_airflow(debian)
         return ResolvedImages(
             airflow=self._settings.airflow_image,
             mysql=mysql,
@@ -109,6 +105,21 @@ class ImageBuilder:
             haproxy=haproxy,
             debian=debian,
         )
+
+    def ensure_airflow(self) -> str:
+        """Only the Airflow image (and the Debian base it needs): what `check-dags` runs."""
+        self._build_airflow(self._debian())
+        return self._settings.airflow_image
+
+    def _debian(self) -> str:
+        return self._external(self._settings.debian_image, STANDIN_DEBIAN, self._debootstrap)
+
+    def _build_airflow(self, debian: str) -> None:
+        airflow_context = IMAGES_DIR / "airflow"
+        certs = sync_extra_ca_certs(self._settings.extra_ca_certs_dir, airflow_context)
+        if certs:
+            self._log(f"trusting {certs} extra CA certificate(s) in the Airflow image build")
+        self._build(airflow_context, self._settings.airflow_image, {"BASE_IMAGE": debian})
 
     def _external(self, wanted: str, standin: str, make_standin: Callable[[], None]) -> str:
         """`wanted` if present or pullable, else the stand-in (made or refreshed)."""

@@ -5,16 +5,22 @@ Works against any Airflow 3 API: it needs only a URL and credentials.
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
 
-from airflow_ha.airflow_api import JSON, AirflowClient, parse_time
+from airflow_ha.airflow_api import JSON, AirflowApiError, AirflowClient, parse_time
 from airflow_ha.console import table
 from airflow_ha.errors import VerificationError
 
 EXAMPLE_TAG = "airflow-ha-example"
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
+# Task states that are a result, not a failure: a branch not taken, a task
+# removed from the DAG after the run was created.
+PASSED_TASK_STATES = frozenset({"success"})
+SKIPPED_TASK_STATES = frozenset({"skipped", "removed"})
 POLL_SECONDS = 2.0
+LOG_TAIL_LINES = 30
 
 Log = Callable[[str], None]
 
@@ -30,6 +36,8 @@ class TaskResult:
     queued_at: datetime | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    # The last lines of the last try's log; read only for tasks that did not succeed.
+    log_tail: tuple[str, ...] = ()
 
     @classmethod
     def from_api(cls, ti: JSON) -> "TaskResult":
@@ -49,6 +57,11 @@ class TaskResult:
     def name(self) -> str:
         return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
 
+    @property
+    def failed(self) -> bool:
+        """Neither succeeded nor skipped: failed, upstream_failed, or never finished."""
+        return self.state not in PASSED_TASK_STATES | SKIPPED_TASK_STATES
+
 
 @dataclass
 class RunResult:
@@ -56,18 +69,57 @@ class RunResult:
     run_id: str
     state: str = "queued"
     tasks: list[TaskResult] = field(default_factory=list)
+    logical_date: datetime | None = None
 
     @property
     def succeeded(self) -> bool:
         return self.state == "success"
 
 
+@dataclass(frozen=True)
+class ImportProblem:
+    """A DAG file that could not be imported, with Airflow's traceback."""
+
+    filename: str
+    trace: str
+
+
+class DagImportError(VerificationError):
+    """DAG files failed to import; `problems` holds each file and its trace."""
+
+    def __init__(self, problems: list[ImportProblem]) -> None:
+        files = ", ".join(sorted({p.filename for p in problems}))
+        details = "\n\n".join(f"{p.filename}:\n{p.trace}" for p in problems)
+        super().__init__(f"{len(problems)} DAG import error(s) in: {files}", details=details)
+        self.problems = problems
+
+
 def check_import_errors(client: AirflowClient) -> None:
     errors = client.import_errors()
     if errors:
-        files = ", ".join(sorted({str(e.get("filename", "?")) for e in errors}))
-        details = "\n\n".join(f"{e.get('filename')}:\n{e.get('stack_trace', '')}" for e in errors)
-        raise VerificationError(f"{len(errors)} DAG import error(s) in: {files}", details=details)
+        raise DagImportError(
+            [
+                ImportProblem(str(e.get("filename", "?")), str(e.get("stack_trace", "")))
+                for e in errors
+            ]
+        )
+
+
+def log_line(entry: Any) -> str:
+    """One line of a task log as the API gives it: a structured entry or a string."""
+    if not isinstance(entry, dict):
+        return str(entry)
+    parts = [str(entry.get(key)) for key in ("timestamp", "level") if entry.get(key)]
+    line = " ".join([*parts, str(entry.get("event", ""))])
+    for detail in entry.get("error_detail") or []:
+        if isinstance(detail, dict):
+            line += f"\n{detail.get('exc_type', '?')}: {detail.get('exc_value', '')}"
+    return line
+
+
+def log_tail(entries: list[Any], lines: int = LOG_TAIL_LINES) -> tuple[str, ...]:
+    text = [line for entry in entries for line in log_line(entry).splitlines()]
+    return tuple(text[-lines:])
 
 
 def wait_for_dags(client: AirflowClient, dag_ids: list[str], timeout: float, log: Log) -> list[str]:
@@ -106,14 +158,20 @@ def run_dags(
     timeout: float,
     log: Log,
     conf: dict[str, JSON] | None = None,
+    logical_date: Callable[[], datetime | None] = lambda: None,
+    with_log_tails: bool = False,
 ) -> list[RunResult]:
-    """Unpause and trigger each DAG (with its `conf`, if given), then wait for
-    every run to finish."""
+    """Unpause and trigger each DAG (with its `conf`, if given, and the logical
+    date `logical_date()` gives), then wait for every run to finish.
+
+    `with_log_tails`: read the last log lines of every task that did not succeed.
+    """
     runs = []
     for dag_id in dag_ids:
         client.set_paused(dag_id, paused=False)
-        created = client.trigger(dag_id, (conf or {}).get(dag_id))
-        runs.append(RunResult(dag_id, str(created["dag_run_id"]), str(created["state"])))
+        date = logical_date()
+        created = client.trigger(dag_id, (conf or {}).get(dag_id), date)
+        runs.append(RunResult(dag_id, str(created["dag_run_id"]), str(created["state"]), [], date))
         log(f"{dag_id}: triggered run {created['dag_run_id']}")
     deadline = time.monotonic() + timeout
     pending = list(runs)
@@ -129,7 +187,21 @@ def run_dags(
     for run in runs:
         tis = client.task_instances(run.dag_id, run.run_id)
         run.tasks = sorted(map(TaskResult.from_api, tis), key=lambda t: (t.task_id, t.map_index))
+        if with_log_tails:
+            run.tasks = [_with_log_tail(client, run, task) for task in run.tasks]
     return runs
+
+
+def _with_log_tail(client: AirflowClient, run: RunResult, task: TaskResult) -> TaskResult:
+    if not task.failed or task.try_number < 1:
+        return task
+    try:
+        entries = client.task_log(
+            run.dag_id, run.run_id, task.task_id, task.try_number, task.map_index
+        )
+    except AirflowApiError as error:
+        return replace(task, log_tail=(f"(the log could not be read: {error})",))
+    return replace(task, log_tail=log_tail(entries))
 
 
 def retried(runs: list[RunResult]) -> list[str]:
@@ -173,7 +245,84 @@ def format_report(runs: list[RunResult]) -> str:
                 )
             )
     succeeded = sum(run.succeeded for run in runs)
-    return f"{table(rows)}\n{succeeded} of {len(runs)} DAG runs succeeded; {retry_summary(runs)}"
+    tails = [
+        f"--- {run.dag_id}.{task.name}: {task.state}, try {task.try_number}, last log lines ---\n"
+        + "\n".join(task.log_tail)
+        for run in runs
+        for task in run.tasks
+        if task.log_tail
+    ]
+    summary = f"{succeeded} of {len(runs)} DAG runs succeeded; {retry_summary(runs)}"
+    return "\n".join([table(rows), *tails, summary])
+
+
+def as_json(runs: list[RunResult]) -> list[JSON]:
+    """The runs and their tasks as plain JSON values (times in ISO 8601)."""
+
+    def iso(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return [
+        {
+            "dag_id": run.dag_id,
+            "run_id": run.run_id,
+            "state": run.state,
+            "succeeded": run.succeeded,
+            "logical_date": iso(run.logical_date),
+            "tasks": [
+                {
+                    "task_id": task.task_id,
+                    "map_index": task.map_index,
+                    "state": task.state,
+                    "try_number": task.try_number,
+                    "duration": task.duration,
+                    "hostname": task.hostname,
+                    "queued_at": iso(task.queued_at),
+                    "started_at": iso(task.started_at),
+                    "ended_at": iso(task.ended_at),
+                    "log_tail": list(task.log_tail),
+                }
+                for task in run.tasks
+            ],
+        }
+        for run in runs
+    ]
+
+
+@dataclass
+class Outcome:
+    """What one `verify` found: the runs, or why it stopped before or while running them."""
+
+    runs: list[RunResult] = field(default_factory=list)
+    problems: list[ImportProblem] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def failed_runs(self) -> list[RunResult]:
+        return [run for run in self.runs if not run.succeeded]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.runs) and not (self.failed_runs or self.problems or self.error)
+
+    def as_json(self) -> JSON:
+        return {
+            "ok": self.ok,
+            "error": self.error,
+            "import_errors": [{"filename": p.filename, "trace": p.trace} for p in self.problems],
+            "runs": as_json(self.runs),
+        }
+
+
+def logical_date_source(choice: str | datetime) -> Callable[[], datetime | None]:
+    """What each triggered run's logical date is: `now` as the UI does, `none`, or a time."""
+    if choice == "now":
+        return lambda: datetime.now(UTC)
+    if choice == "none":
+        return lambda: None
+    if isinstance(choice, datetime):
+        return lambda: choice
+    raise ValueError(f"not a logical date choice: {choice!r}")
 
 
 def verify(
@@ -182,6 +331,8 @@ def verify(
     timeout: float,
     discover_timeout: float,
     log: Log,
+    conf: dict[str, JSON] | None = None,
+    logical_date: Callable[[], datetime | None] = lambda: None,
 ) -> list[RunResult]:
     selected = wait_for_dags(client, dag_ids, discover_timeout, log)
-    return run_dags(client, selected, timeout, log)
+    return run_dags(client, selected, timeout, log, conf, logical_date, with_log_tails=True)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from airflow_ha import verify
-from airflow_ha.airflow_api import JSON, AirflowClient
+from airflow_ha.airflow_api import JSON, AirflowApiError, AirflowClient
 from airflow_ha.errors import ExitCode, VerificationError
 from airflow_ha.verify import (
     EXAMPLE_TAG,
@@ -42,6 +42,7 @@ class FakeClient(AirflowClient):
         run_states: dict[str, list[str]] | None = None,
         task_instances: dict[str, list[JSON]] | None = None,
         triggered_state: str = "queued",
+        logs: dict[tuple[str, int, int], list[Any]] | None = None,
     ) -> None:
         # No super().__init__(): no session, no URL.
         self._import_errors = list(import_errors)
@@ -53,6 +54,8 @@ class FakeClient(AirflowClient):
         self.calls: list[tuple[Any, ...]] = []
         self.confs: dict[str, JSON | None] = {}
         self._triggered_state = triggered_state
+        self.logical_dates: dict[str, datetime | None] = {}
+        self._logs = logs or {}
 
     def _call(self, *call: Any) -> None:
         if len(self.calls) >= self.MAX_CALLS:
@@ -80,9 +83,12 @@ class FakeClient(AirflowClient):
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self._call("set_paused", dag_id, paused)
 
-    def trigger(self, dag_id: str, conf: JSON | None = None) -> JSON:
+    def trigger(
+        self, dag_id: str, conf: JSON | None = None, logical_date: datetime | None = None
+    ) -> JSON:
         self._call("trigger", dag_id)
         self.confs[dag_id] = conf
+        self.logical_dates[dag_id] = logical_date
         return {"dag_run_id": f"manual__{dag_id}", "state": self._triggered_state, "dag_id": dag_id}
 
     def dag_run(self, dag_id: str, run_id: str) -> JSON:
@@ -94,6 +100,15 @@ class FakeClient(AirflowClient):
     def task_instances(self, dag_id: str, run_id: str) -> list[JSON]:
         self._call("task_instances", dag_id, run_id)
         return self._task_instances.get(dag_id, [])
+
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> list[Any]:
+        self._call("task_log", task_id, try_number, map_index)
+        entry = self._logs[(task_id, try_number, map_index)]
+        if isinstance(entry, AirflowApiError):
+            raise entry
+        return entry
 
 
 class Log:
@@ -391,7 +406,7 @@ def test_import_error_details_give_each_file_and_its_trace() -> None:
     with pytest.raises(VerificationError) as caught:
         check_import_errors(client)
     assert str(caught.value) == "3 DAG import error(s) in: ?, a.py, c.py"
-    assert caught.value.details == "a.py:\nTrace A\n\nNone:\nTrace without file\n\nc.py:\n"
+    assert caught.value.details == "a.py:\nTrace A\n\n?:\nTrace without file\n\nc.py:\n"
 
 
 def test_run_dags_passes_each_dag_its_own_conf() -> None:
@@ -464,3 +479,149 @@ def test_the_tasks_reported_are_those_of_the_run_triggered() -> None:
     client = FakeClient(run_states={"a": ["success"]})
     run_dags(client, ["a"], timeout=5, log=Log())
     assert client.calls[-1] == ("task_instances", "a", "manual__a")
+
+
+# --- logical dates, log tails, the outcome ---------------------------------------
+
+
+def test_runs_are_triggered_with_the_logical_date_the_source_gives() -> None:
+    moment = datetime(2026, 12, 2, 3, 4, 5, tzinfo=UTC)
+    client = FakeClient(run_states={"a": ["success"]})
+    [run] = run_dags(client, ["a"], timeout=5, log=Log(), logical_date=lambda: moment)
+    assert client.logical_dates == {"a": moment}
+    assert run.logical_date == moment
+
+
+def test_logical_date_sources() -> None:
+    before = datetime.now(UTC)
+    now = verify.logical_date_source("now")()
+    assert now is not None
+    assert before <= now <= datetime.now(UTC)
+    assert verify.logical_date_source("none")() is None
+    fixed = datetime(2020, 1, 1, tzinfo=UTC)
+    assert verify.logical_date_source(fixed)() == fixed
+    with pytest.raises(ValueError, match="tomorrow"):
+        verify.logical_date_source("tomorrow")
+
+
+def failing_run_client(logs: dict[tuple[str, int, int], list[Any]]) -> FakeClient:
+    return FakeClient(
+        run_states={"a": ["failed"]},
+        task_instances={
+            "a": [
+                {"task_id": "ok", "state": "success", "try_number": 1},
+                {"task_id": "branch", "state": "skipped", "try_number": 0},
+                {"task_id": "boom", "map_index": 2, "state": "failed", "try_number": 3},
+                {"task_id": "after", "state": "upstream_failed", "try_number": 0},
+            ]
+        },
+        logs=logs,
+    )
+
+
+def test_log_tails_are_read_only_for_tries_of_tasks_that_failed() -> None:
+    entries = [{"event": f"line {n}"} for n in range(40)]
+    client = failing_run_client({("boom", 3, 2): entries})
+    [run] = run_dags(client, ["a"], timeout=5, log=Log(), with_log_tails=True)
+    tails = {task.name: task.log_tail for task in run.tasks}
+    assert tails["boom[2]"] == tuple(f"line {n}" for n in range(10, 40))
+    assert tails["ok"] == tails["branch"] == tails["after"] == ()
+    assert [call for call in client.calls if call[0] == "task_log"] == [("task_log", "boom", 3, 2)]
+
+
+def test_without_log_tails_no_log_is_read() -> None:
+    client = failing_run_client({})
+    run_dags(client, ["a"], timeout=5, log=Log())
+    assert not [call for call in client.calls if call[0] == "task_log"]
+
+
+def test_an_unreadable_log_is_said_in_the_tail_and_does_not_stop_verify() -> None:
+    client = failing_run_client({("boom", 3, 2): AirflowApiError("HTTP 404")})  # type: ignore[dict-item]
+    [run] = run_dags(client, ["a"], timeout=5, log=Log(), with_log_tails=True)
+    [boom] = [task for task in run.tasks if task.task_id == "boom"]
+    assert boom.log_tail == ("(the log could not be read: HTTP 404)",)
+
+
+def test_log_lines_of_structured_entries_and_plain_strings() -> None:
+    entry = {
+        "timestamp": "2026-12-02T03:04:05Z",
+        "level": "error",
+        "event": "Task failed with exception",
+        "error_detail": [{"exc_type": "ValueError", "exc_value": "bad input"}],
+    }
+    assert verify.log_line(entry) == (
+        "2026-12-02T03:04:05Z error Task failed with exception\nValueError: bad input"
+    )
+    assert verify.log_line({"event": "plain"}) == "plain"
+    assert verify.log_line("a raw line") == "a raw line"
+    assert verify.log_tail([entry, "x"], lines=2) == ("ValueError: bad input", "x")
+
+
+def test_task_failed_means_neither_success_nor_skipped() -> None:
+    def task(state: str) -> TaskResult:
+        return TaskResult("t", -1, state, 1, None, "")
+
+    assert [s for s in ("success", "skipped", "removed") if task(s).failed] == []
+    assert all(task(s).failed for s in ("failed", "upstream_failed", "queued", "none"))
+
+
+def test_outcome_is_ok_only_with_runs_that_all_succeeded_and_no_problem() -> None:
+    good = RunResult("a", "r1", "success")
+    bad = RunResult("b", "r2", "failed")
+    assert verify.Outcome([good]).ok
+    assert not verify.Outcome([]).ok
+    assert not verify.Outcome([good, bad]).ok
+    assert verify.Outcome([good, bad]).failed_runs == [bad]
+    assert not verify.Outcome([good], problems=[verify.ImportProblem("f.py", "x")]).ok
+    assert not verify.Outcome([good], error="stopped").ok
+
+
+def test_outcome_as_json() -> None:
+    moment = datetime(2026, 12, 2, tzinfo=UTC)
+    task = TaskResult("t", 1, "failed", 2, 1.5, "w1", None, moment, None, ("x",))
+    outcome = verify.Outcome(
+        [RunResult("a", "r1", "failed", [task], moment)],
+        [verify.ImportProblem("f.py", "trace")],
+        "why",
+    )
+    assert outcome.as_json() == {
+        "ok": False,
+        "error": "why",
+        "import_errors": [{"filename": "f.py", "trace": "trace"}],
+        "runs": [
+            {
+                "dag_id": "a",
+                "run_id": "r1",
+                "state": "failed",
+                "succeeded": False,
+                "logical_date": "2026-12-02T00:00:00+00:00",
+                "tasks": [
+                    {
+                        "task_id": "t",
+                        "map_index": 1,
+                        "state": "failed",
+                        "try_number": 2,
+                        "duration": 1.5,
+                        "hostname": "w1",
+                        "queued_at": None,
+                        "started_at": "2026-12-02T00:00:00+00:00",
+                        "ended_at": None,
+                        "log_tail": ["x"],
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def test_the_report_shows_the_log_tail_of_each_failed_task() -> None:
+    task = TaskResult("boom", -1, "failed", 2, None, "w1", log_tail=("first", "last"))
+    report = format_report([RunResult("a", "r", "failed", [task])])
+    assert "--- a.boom: failed, try 2, last log lines ---\nfirst\nlast\n0 of 1" in report
+
+
+def test_import_errors_carry_each_problem() -> None:
+    client = FakeClient(import_errors=[{"filename": "x.py", "stack_trace": "boom"}])
+    with pytest.raises(verify.DagImportError) as caught:
+        check_import_errors(client)
+    assert caught.value.problems == [verify.ImportProblem("x.py", "boom")]

@@ -5,6 +5,7 @@ import argparse
 from airflow_ha.argtypes import positive_seconds
 from airflow_ha.console import Progress
 from airflow_ha.context import Context
+from airflow_ha.stack import Stack
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -20,9 +21,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, ctx: Context) -> int:
-    progress = Progress()
-    ctx.create_env_file_if_missing(progress)
+def start(ctx: Context, timeout: float, progress: Progress) -> Stack:
+    """Build what is missing, start the project and wait until every container is healthy."""
     ctx.stack.check_ports_free()
     scaled = ctx.scaled()
     if scaled:
@@ -33,9 +33,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     stack = ctx.stack  # a new stack that reads the image names just resolved
     progress(f"starting project {stack.project}")
     stack.up()
-    states = stack.wait_healthy(args.timeout, progress)
+    states = stack.wait_healthy(timeout, progress)
     running = sum(1 for s in states if s.state == "running")
     progress(f"{running} containers running and healthy")
+    return stack
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    progress = Progress()
+    ctx.create_env_file_if_missing(progress)
+    stack = start(ctx, args.timeout, progress)
     print(f"Airflow UI and REST API: {stack.api_url()}")
     print(f"Flower:                  {stack.url('flower', 5555)}  (user: flower)")
     print("Credentials:             make credentials")
