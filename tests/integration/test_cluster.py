@@ -1,5 +1,6 @@
 """End-to-end tests against a real cluster (see conftest.py)."""
 
+import json
 import socket
 import textwrap
 import time
@@ -8,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from junitparser import Failure, JUnitXml
 
 from airflow_ha.errors import ExitCode
 from airflow_ha.verify import run_dags
@@ -81,8 +83,10 @@ def test_a_dag_file_added_after_start_is_verified(cluster: Cluster) -> None:
             @dag(dag_id="{dag_id}", schedule=None, start_date=datetime(2026, 1, 1))
             def added_later():
                 @task
-                def hello() -> str:
-                    return "hello"
+                def hello(ds=None) -> str:
+                    # verify triggers as the UI does: with a logical date, so `ds` is set.
+                    assert ds, "no logical date"
+                    return ds
                 hello()
 
             added_later()
@@ -96,7 +100,7 @@ def test_a_dag_file_added_after_start_is_verified(cluster: Cluster) -> None:
 
 
 def test_verify_of_a_failing_dag_fails_names_the_task_and_reports_the_others(
-    cluster: Cluster,
+    cluster: Cluster, tmp_path: Path
 ) -> None:
     dag_id = f"fails_{uuid.uuid4().hex[:6]}"
     dag_file = cluster.dags_dir / f"{dag_id}.py"
@@ -124,7 +128,11 @@ def test_verify_of_a_failing_dag_fails_names_the_task_and_reports_the_others(
         )
     )
     dag_file.chmod(0o644)
-    result = cluster.cli("verify", "--dag", dag_id, "--dag", FANOUT_DAG, "--discover-timeout", "60")
+    junit, report = tmp_path / "verify.xml", tmp_path / "verify.json"
+    result = cluster.cli(
+        "verify", "--dag", dag_id, "--dag", FANOUT_DAG, "--discover-timeout", "60",
+        "--junit", str(junit), "--json", str(report),
+    )  # fmt: skip
     assert result.code == ExitCode.VERIFY, str(result)
     rows = [line.split() for line in result.stdout.splitlines()]
     assert [dag_id, "failed", "broken", "failed", "1"] in [row[:5] for row in rows], str(result)
@@ -133,13 +141,33 @@ def test_verify_of_a_failing_dag_fails_names_the_task_and_reports_the_others(
     assert "1 of 2 DAG runs succeeded" in result.stdout, str(result)
     error = result.stderr.strip().splitlines()[-1]
     assert error == f"airflow-ha: error: 1 of 2 DAG runs did not succeed: {dag_id} (failed)"
+    # The text report and the JUnit failure carry the failed try's last log lines.
+    assert "RuntimeError: this task fails on purpose" in result.stdout, str(result)
+    cases = {(c.classname, c.name): c for suite in JUnitXml.fromfile(str(junit)) for c in suite}
+    [failure] = cases[dag_id, "broken"].result
+    assert isinstance(failure, Failure)
+    assert failure.message.startswith("failed (try 1) on ")
+    assert "RuntimeError: this task fails on purpose" in (failure.text or "")
+    assert cases[dag_id, "fine"].is_passed
+    assert cases[FANOUT_DAG, "square[0]"].is_passed
+    data = json.loads(report.read_text())
+    assert data["ok"] is False
+    assert {run["dag_id"]: run["state"] for run in data["runs"]} == {
+        dag_id: "failed",
+        FANOUT_DAG: "success",
+    }
 
 
-def test_an_unknown_dag_fails_with_one_clear_line(cluster: Cluster) -> None:
-    result = cluster.cli("verify", "--dag", "no_such_dag", "--discover-timeout", "15")
+def test_an_unknown_dag_fails_with_one_clear_line(cluster: Cluster, tmp_path: Path) -> None:
+    junit = tmp_path / "verify.xml"
+    result = cluster.cli(
+        "verify", "--dag", "no_such_dag", "--discover-timeout", "15", "--junit", str(junit)
+    )
     assert result.code == ExitCode.VERIFY, str(result)
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("airflow-ha: error: DAG no_such_dag did not appear"), str(result)
+    xml = JUnitXml.fromfile(str(junit))
+    assert (xml.tests, xml.errors) == (1, 1)
 
 
 def test_up_on_a_running_cluster_changes_nothing(cluster: Cluster) -> None:
