@@ -6,6 +6,7 @@
 #   make smoke DAGS_DIR=path [DAG="id ..."] [TOPOLOGY=single|ha] [CONF=file.json] [JUNIT=file] [JSON=file]
 #                              CI: import check, a throw-away cluster, verify, reports, removal
 #   make scale WORKERS=N [QUEUE=heavy] [FORCE=yes]   resize a worker pool; drains on the way down
+#   make lab-list | lab-check LAB=n | lab-solve LAB=n   training labs (labs/): check a result, solve
 #   make chaos [FAULT=name ...] [JSON=file]   fault injection with a recovery report
 #   make bench [JSON=file] [PROFILE=ha] [STAGE=idle] [RUNS=3]   this cluster against Airflow's
 #                              defaults, side by side: idle CPU, memory, tasks/s, latency, contention
@@ -24,7 +25,7 @@ VENV := .venv
 CLI := $(VENV)/bin/airflow-ha
 STAMP := $(VENV)/.installed
 
-.PHONY: host-tools check-dags smoke up down clean status scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
+.PHONY: host-tools check-dags smoke lab-list lab-check lab-solve up down clean status scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +61,15 @@ verify: $(STAMP)
 check-dags: $(STAMP)
 	$(CLI) check-dags $(if $(DAGS_DIR),--dags-dir $(call q,$(DAGS_DIR))) $(REPORT_ARGS)
 
+lab-list: $(STAMP)
+	$(CLI) lab list
+
+lab-check: $(STAMP)
+	$(CLI) lab check $(call q,$(LAB))
+
+lab-solve: $(STAMP)
+	$(CLI) lab solve $(call q,$(LAB))
+
 smoke: host-tools $(STAMP)
 	$(CLI) smoke $(if $(DAGS_DIR),--dags-dir $(call q,$(DAGS_DIR))) \
 	  $(foreach d,$(DAG),--dag $(call q,$(d))) $(if $(TOPOLOGY),--topology $(call q,$(TOPOLOGY))) \
@@ -82,8 +92,8 @@ images: $(STAMP)
 	$(CLI) build
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check scripts tests dags tools
-	$(VENV)/bin/ruff format --check scripts tests dags tools
+	$(VENV)/bin/ruff check scripts tests dags tools labs
+	$(VENV)/bin/ruff format --check scripts tests dags tools labs
 	$(VENV)/bin/mypy
 
 unit-test: $(STAMP)

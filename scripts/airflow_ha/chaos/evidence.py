@@ -209,14 +209,14 @@ class DockerObserver:
             raise LookupError(f"no running {service} container")
         return running[0]
 
-    def _mysql(self, sql: str, user: str = "airflow", password: str = "MYSQL_PASSWORD") -> str:
+    def mysql(self, sql: str, user: str = "airflow", password: str = "MYSQL_PASSWORD") -> str:
         # The password stays inside the container: the client reads MYSQL_PWD.
         command = f'MYSQL_PWD="${password}" mysql -u{user} -N -B airflow -e {shlex.quote(sql)}'
         return str(self._one("mysql").execute(["sh", "-c", command]))
 
     def deadlock_count(self) -> int:
         """InnoDB's deadlock counter (reading it needs the PROCESS privilege: root)."""
-        return int(self._mysql(DEADLOCKS_SQL, "root", "MYSQL_ROOT_PASSWORD").strip() or 0)
+        return int(self.mysql(DEADLOCKS_SQL, "root", "MYSQL_ROOT_PASSWORD").strip() or 0)
 
     def stall_limit(self) -> float:
         return stall_limit(env_of(self._one("scheduler")))
@@ -226,7 +226,7 @@ class DockerObserver:
             return []
         quoted = ", ".join(_sql_string(run) for run in run_ids)
         rows = [
-            self._mysql(DECISIONS_SQL.format(table=table, dag=_sql_string(dag_id), runs=quoted))
+            self.mysql(DECISIONS_SQL.format(table=table, dag=_sql_string(dag_id), runs=quoted))
             for table in ("task_instance", "task_instance_history")
         ]
         return parse_decisions("\n".join(rows))
