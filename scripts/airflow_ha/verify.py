@@ -21,6 +21,8 @@ PASSED_TASK_STATES = frozenset({"success"})
 SKIPPED_TASK_STATES = frozenset({"skipped", "removed"})
 POLL_SECONDS = 2.0
 LOG_TAIL_LINES = 30
+# A task may log one huge line (Airflow logs a task's return value): keep each short.
+LOG_LINE_CHARS = 500
 
 Log = Callable[[str], None]
 
@@ -117,9 +119,15 @@ def log_line(entry: Any) -> str:
     return line
 
 
+def shortened(line: str, limit: int = LOG_LINE_CHARS) -> str:
+    if len(line) <= limit:
+        return line
+    return f"{line[:limit]}... ({len(line) - limit} more characters)"
+
+
 def log_tail(entries: list[Any], lines: int = LOG_TAIL_LINES) -> tuple[str, ...]:
-    text = [line for entry in entries for line in log_line(entry).splitlines()]
-    return tuple(text[-lines:])
+    text = [line for entry in entries[-lines:] for line in log_line(entry).splitlines()]
+    return tuple(shortened(line) for line in text[-lines:])
 
 
 def wait_for_dags(client: AirflowClient, dag_ids: list[str], timeout: float, log: Log) -> list[str]:

@@ -625,3 +625,11 @@ def test_import_errors_carry_each_problem() -> None:
     with pytest.raises(verify.DagImportError) as caught:
         check_import_errors(client)
     assert caught.value.problems == [verify.ImportProblem("x.py", "boom")]
+
+
+def test_a_huge_log_line_is_shortened() -> None:
+    huge = {"event": "Done. Returned value was: " + "x" * 10_000}
+    [line] = verify.log_tail([huge])
+    assert line == "Done. Returned value was: " + "x" * 474 + "... (9526 more characters)"
+    assert verify.shortened("short") == "short"
+    assert verify.shortened("x" * 500) == "x" * 500
