@@ -1,10 +1,22 @@
 """The training labs: one module per lab (its checks and its solve), one guide
 per lab in labs/. `make lab-check LAB=n` and `make lab-solve LAB=n` run them."""
 
-from airflow_ha.labs import lab01_tour, lab02_first_dag, lab03_queues_pools, lab04_scaling
+from airflow_ha.labs import (
+    lab01_tour,
+    lab02_first_dag,
+    lab03_queues_pools,
+    lab04_scaling,
+    lab09_big_xcom,
+)
 from airflow_ha.labs.base import Lab
 
-LABS: tuple[Lab, ...] = (lab01_tour, lab02_first_dag, lab03_queues_pools, lab04_scaling)
+LABS: tuple[Lab, ...] = (
+    lab01_tour,
+    lab02_first_dag,
+    lab03_queues_pools,
+    lab04_scaling,
+    lab09_big_xcom,
+)
 
 
 def lab_by_number(number: int) -> Lab | None:

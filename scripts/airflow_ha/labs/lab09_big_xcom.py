@@ -1,0 +1,101 @@
+"""Lab 9, big XComs on MySQL: which sizes Airflow 3 can store on this database,
+why the largest cannot, and what to do with big outputs instead."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from airflow_ha.airflow_api import JSON
+from airflow_ha.labs.base import LabEnv, Step, number_in, same_text
+from airflow_ha.verify import run_dags, wait_for_dags
+
+number = 9
+slug = "big-xcom"
+title = "Big XComs on MySQL"
+
+DAG_ID = "lab09_big_xcom"
+FILE = f"{DAG_ID}.py"
+SIZES = ("1kb", "64kb", "1mb", "16mb", "100mb")
+STORAGE_BYTES = 100 << 20
+LIMIT_SETTING = "max_allowed_packet"
+
+FACTS_SQL = (
+    "SELECT @@max_allowed_packet, COLUMN_TYPE FROM information_schema.COLUMNS "
+    "WHERE TABLE_SCHEMA = 'airflow' AND TABLE_NAME = 'xcom' AND COLUMN_NAME = 'value'"
+)
+
+
+def _latest_finished_run(env: LabEnv) -> JSON | None:
+    answer = env.client.request(
+        "GET",
+        f"/api/v2/dags/{quote(DAG_ID)}/dagRuns",
+        allow_404=True,
+        params={"state": ["success", "failed"], "order_by": "-start_date", "limit": 1},
+    )
+    runs = (answer or {}).get("dag_runs", [])
+    return runs[0] if runs else None
+
+
+def facts(env: LabEnv, run: JSON) -> dict[str, str]:
+    """What the run and the database show: the true answers."""
+    run_id = str(run["dag_run_id"])
+    states = {ti["task_id"]: ti.get("state") for ti in env.client.task_instances(DAG_ID, run_id)}
+    pushed = [size for size in SIZES if states.get(f"push_{size}") == "success"]
+    [[packet, column_type]] = env.mysql_rows(FACTS_SQL)
+    return {
+        "PUSHED": ",".join(pushed),
+        "COLUMN_TYPE": column_type,
+        "LIMIT_SETTING": LIMIT_SETTING,
+        "MAX_ALLOWED_PACKET": packet,
+    }
+
+
+def _sizes(answer: str | None) -> set[str]:
+    return {part.strip().lower() for part in (answer or "").split(",") if part.strip()}
+
+
+def check(env: LabEnv) -> Sequence[Step]:
+    run = _latest_finished_run(env)
+    answers = env.answers(number)
+    truth = facts(env, run) if run else {}
+    stored = (
+        env.client.xcom_value(DAG_ID, str(run["dag_run_id"]), "read_from_storage") if run else None
+    )
+    return [
+        Step(f"{DAG_ID} has a finished run", run is not None, f"copy labs/files/{FILE}, run it"),
+        Step(
+            "PUSHED names the sizes whose push succeeded",
+            bool(truth) and _sizes(answers.get("PUSHED")) == _sizes(truth.get("PUSHED")),
+            "look at each push_ task's state in the run",
+        ),
+        Step(
+            "COLUMN_TYPE is the type of the xcom table's value column",
+            bool(truth) and same_text(answers.get("COLUMN_TYPE"), truth["COLUMN_TYPE"]),
+            "ask information_schema.COLUMNS (see the guide)",
+        ),
+        Step(
+            "LIMIT_SETTING names the MySQL setting that stops the largest push",
+            same_text(answers.get("LIMIT_SETTING"), LIMIT_SETTING),
+            "the biggest packet MySQL accepts: see the guide",
+        ),
+        Step(
+            "MAX_ALLOWED_PACKET is its value in bytes",
+            bool(truth)
+            and number_in(answers.get("MAX_ALLOWED_PACKET")) == int(truth["MAX_ALLOWED_PACKET"]),
+            "SELECT @@max_allowed_packet",
+        ),
+        Step(
+            "the 100 MB went through storage: read_from_storage saw all of it",
+            stored == STORAGE_BYTES,
+            "write_to_storage passes a path, not the data",
+        ),
+    ]
+
+
+def solve(env: LabEnv) -> None:
+    env.copy_dag(FILE)
+    wait_for_dags(env.client, [DAG_ID], timeout=120, log=env.log)
+    [run] = run_dags(
+        env.client, [DAG_ID], timeout=600, log=env.log, logical_date=lambda: datetime.now(UTC)
+    )
+    env.write_answers(number, facts(env, {"dag_run_id": run.run_id}))
