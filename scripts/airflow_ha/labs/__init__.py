@@ -6,6 +6,7 @@ from airflow_ha.labs import (
     lab02_first_dag,
     lab03_queues_pools,
     lab04_scaling,
+    lab05_scheduler_kill,
     lab09_big_xcom,
 )
 from airflow_ha.labs.base import Lab
@@ -15,6 +16,7 @@ LABS: tuple[Lab, ...] = (
     lab02_first_dag,
     lab03_queues_pools,
     lab04_scaling,
+    lab05_scheduler_kill,
     lab09_big_xcom,
 )
 

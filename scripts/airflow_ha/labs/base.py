@@ -8,26 +8,34 @@ go in the cluster's DAG folder.
 
 import re
 import textwrap
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
+from urllib.parse import quote
 
 from dotenv import dotenv_values
+from python_on_whales import Container
 
-from airflow_ha.airflow_api import AirflowClient
+from airflow_ha.airflow_api import JSON, AirflowClient, parse_time
 from airflow_ha.chaos.evidence import DockerObserver
 from airflow_ha.context import Context
 from airflow_ha.errors import ClusterError
 from airflow_ha.paths import REPO_ROOT
 from airflow_ha.stack import ServiceState
+from airflow_ha.verify import wait_for_dags
 
 GUIDES_DIR = REPO_ROOT / "labs"
+WAIT_SECONDS = 600
+POLL_SECONDS = 2.0
 LAB_FILES_DIR = GUIDES_DIR / "files"
 DEFAULT_WORK_DIR = REPO_ROOT / "lab-work"
 
 Log = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -85,12 +93,55 @@ class LabEnv:
         """A DAG file the lab gives (labs/files/), copied into the DAG folder."""
         return self.write_dag(name, (LAB_FILES_DIR / name).read_text())
 
+    def containers(self, service: str) -> list[Container]:
+        """The service's containers, as Docker inspects them now."""
+        return list(self.ctx.stack.docker.compose.ps(services=[service], all=True))
+
     def services(self, service: str) -> list[ServiceState]:
         return [s for s in self.ctx.stack.services() if s.service == service]
 
     def mysql_rows(self, sql: str) -> list[list[str]]:
         output = self.observer.mysql(sql)
         return [line.split("\t") for line in output.splitlines() if line]
+
+    def runs(self, dag_id: str, states: Sequence[str] = ("success",)) -> list[JSON]:
+        """The DAG's runs in those states, newest first (none if the DAG is unknown)."""
+        answer = self.client.request(
+            "GET",
+            f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns",
+            allow_404=True,
+            params={"state": list(states), "order_by": "-start_date"},
+        )
+        return list((answer or {}).get("dag_runs", []))
+
+    def trigger(self, dag_id: str) -> str:
+        """Wait for the DAG to be parsed, unpause it and start a run (logical date now)."""
+        wait_for_dags(self.client, [dag_id], timeout=WAIT_SECONDS, log=self.log)
+        self.client.set_paused(dag_id, paused=False)
+        run_id = str(self.client.trigger(dag_id, logical_date=datetime.now(UTC))["dag_run_id"])
+        self.log(f"{dag_id}: triggered {run_id}")
+        return run_id
+
+    def wait_for_end(self, dag_id: str, run_id: str) -> JSON:
+        def finished() -> JSON | None:
+            run = self.client.dag_run(dag_id, run_id)
+            return run if run.get("state") in ("success", "failed") else None
+
+        run = wait_for(f"the end of {dag_id} {run_id}", finished)
+        self.log(f"{dag_id}: {run['state']}")
+        return run
+
+    def start_again(self, container: str, service: str) -> None:
+        """`docker start` a container a lab killed (Docker counts `docker kill` as a
+        manual stop: the restart policy leaves it down), and wait until it is healthy."""
+        self.ctx.stack.docker.container.start(container)
+        wait_for(
+            f"{container} healthy again",
+            lambda: (
+                any(s.container == container and s.ready for s in self.services(service)) or None
+            ),
+        )
+        self.log(f"{container}: started again, healthy")
 
     def cli(self, *args: str) -> None:
         """Run a command as a trainee would (`make ...`); fail on a non-zero exit."""
@@ -112,6 +163,17 @@ class Lab(Protocol):
     def solve(self, env: LabEnv) -> None: ...
 
 
+def wait_for(what: str, ready: Callable[[], T | None], timeout: float = WAIT_SECONDS) -> T:
+    """Poll `ready` until it gives a value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = ready()
+        if value is not None:
+            return value
+        time.sleep(POLL_SECONDS)
+    raise ClusterError(f"{what} did not happen within {timeout:.0f} s")
+
+
 def guide(lab: Lab) -> Path:
     return GUIDES_DIR / f"{lab.number:02d}-{lab.slug}.md"
 
@@ -129,3 +191,16 @@ def same_text(answer: str | None, truth: str) -> bool:
 def number_in(answer: str | None) -> int | None:
     match = re.fullmatch(r"\s*(\d+)\s*", answer or "")
     return int(match.group(1)) if match else None
+
+
+def stopped_between(container: Container, start: datetime, end: datetime) -> bool:
+    """Whether the container's process ended in [start, end] (a kill or a restart:
+    Docker keeps the last end in FinishedAt, also once the container runs again)."""
+    finished = container.state.finished_at
+    return finished is not None and start <= finished <= end
+
+
+def run_window(run: JSON) -> tuple[datetime, datetime] | None:
+    """When a finished DAG run started and ended."""
+    start, end = parse_time(run.get("start_date")), parse_time(run.get("end_date"))
+    return (start, end) if start and end else None

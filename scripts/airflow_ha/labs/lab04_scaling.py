@@ -1,14 +1,10 @@
 """Lab 4, scaling: grow the default worker pool, then shrink it while tasks run
 and watch the drain: the removed worker finishes its tasks before it stops."""
 
-import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from urllib.parse import quote
+from collections.abc import Sequence
 
 from airflow_ha.airflow_api import JSON
-from airflow_ha.errors import ClusterError
-from airflow_ha.labs.base import LabEnv, Step
+from airflow_ha.labs.base import LabEnv, Step, wait_for
 
 number = 4
 slug = "scaling"
@@ -20,18 +16,11 @@ WORKERS_UP = 3
 WAIT_SECONDS = 600
 
 
-def _successful_runs(env: LabEnv) -> list[JSON]:
-    answer = env.client.request(
-        "GET", f"/api/v2/dags/{quote(DAG_ID)}/dagRuns", allow_404=True, params={"state": "success"}
-    )
-    return list((answer or {}).get("dag_runs", []))
-
-
 def check(env: LabEnv) -> Sequence[Step]:
     workers_now = {s.hostname for s in env.services("worker")}
     topology_size = env.ctx.settings.replicas["worker"]
     best: tuple[set[str], list[JSON]] = (set(), [])
-    for run in _successful_runs(env):
+    for run in env.runs(DAG_ID):
         tis = env.client.task_instances(DAG_ID, str(run["dag_run_id"]))
         hosts = {str(ti.get("hostname")) for ti in tis}
         if len(hosts) > len(best[0]) or (hosts - workers_now and not best[0] - workers_now):
@@ -68,36 +57,18 @@ def check(env: LabEnv) -> Sequence[Step]:
     ]
 
 
-def _wait(env: LabEnv, what: str, ready: Callable[[], JSON | None]) -> JSON:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        result = ready()
-        if result is not None:
-            return result
-        time.sleep(2)
-    raise ClusterError(f"lab {number}: {what} did not happen within {WAIT_SECONDS} s")
-
-
 def solve(env: LabEnv) -> None:
     topology_size = env.ctx.settings.replicas["worker"]
     env.copy_dag(FILE)
     env.cli("scale", str(WORKERS_UP))
-    _wait(env, "the DAG's parsing", lambda: env.client.dag(DAG_ID))
-    env.client.set_paused(DAG_ID, paused=False)
-    run_id = str(env.client.trigger(DAG_ID, logical_date=datetime.now(UTC))["dag_run_id"])
-    env.log(f"{DAG_ID}: triggered {run_id}; waiting for tasks on {WORKERS_UP} workers")
+    run_id = env.trigger(DAG_ID)
+    env.log(f"waiting for tasks of {run_id} on {WORKERS_UP} workers")
 
     def on_every_worker() -> JSON | None:
         tis = env.client.task_instances(DAG_ID, run_id)
         running = {ti.get("hostname") for ti in tis if ti.get("state") == "running"}
         return {"hosts": sorted(map(str, running))} if len(running) >= WORKERS_UP else None
 
-    _wait(env, "tasks running on every worker", on_every_worker)
+    wait_for("tasks running on every worker", on_every_worker)
     env.cli("scale", str(topology_size))
-
-    def finished() -> JSON | None:
-        run = env.client.dag_run(DAG_ID, run_id)
-        return run if run.get("state") in ("success", "failed") else None
-
-    run = _wait(env, f"the end of {run_id}", finished)
-    env.log(f"{DAG_ID}: {run['state']}")
+    env.wait_for_end(DAG_ID, run_id)

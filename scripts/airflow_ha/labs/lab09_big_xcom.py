@@ -2,12 +2,9 @@
 why the largest cannot, and what to do with big outputs instead."""
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from urllib.parse import quote
 
 from airflow_ha.airflow_api import JSON
 from airflow_ha.labs.base import LabEnv, Step, number_in, same_text
-from airflow_ha.verify import run_dags, wait_for_dags
 
 number = 9
 slug = "big-xcom"
@@ -23,17 +20,6 @@ FACTS_SQL = (
     "SELECT @@max_allowed_packet, COLUMN_TYPE FROM information_schema.COLUMNS "
     "WHERE TABLE_SCHEMA = 'airflow' AND TABLE_NAME = 'xcom' AND COLUMN_NAME = 'value'"
 )
-
-
-def _latest_finished_run(env: LabEnv) -> JSON | None:
-    answer = env.client.request(
-        "GET",
-        f"/api/v2/dags/{quote(DAG_ID)}/dagRuns",
-        allow_404=True,
-        params={"state": ["success", "failed"], "order_by": "-start_date", "limit": 1},
-    )
-    runs = (answer or {}).get("dag_runs", [])
-    return runs[0] if runs else None
 
 
 def facts(env: LabEnv, run: JSON) -> dict[str, str]:
@@ -55,7 +41,8 @@ def _sizes(answer: str | None) -> set[str]:
 
 
 def check(env: LabEnv) -> Sequence[Step]:
-    run = _latest_finished_run(env)
+    runs = env.runs(DAG_ID, ("success", "failed"))
+    run = runs[0] if runs else None
     answers = env.answers(number)
     truth = facts(env, run) if run else {}
     stored = (
@@ -94,8 +81,6 @@ def check(env: LabEnv) -> Sequence[Step]:
 
 def solve(env: LabEnv) -> None:
     env.copy_dag(FILE)
-    wait_for_dags(env.client, [DAG_ID], timeout=120, log=env.log)
-    [run] = run_dags(
-        env.client, [DAG_ID], timeout=600, log=env.log, logical_date=lambda: datetime.now(UTC)
-    )
-    env.write_answers(number, facts(env, {"dag_run_id": run.run_id}))
+    run_id = env.trigger(DAG_ID)
+    env.wait_for_end(DAG_ID, run_id)
+    env.write_answers(number, facts(env, {"dag_run_id": run_id}))
