@@ -7,6 +7,7 @@ from airflow_ha.labs import (
     lab03_queues_pools,
     lab04_scaling,
     lab05_scheduler_kill,
+    lab06_worker_kill,
     lab09_big_xcom,
 )
 from airflow_ha.labs.base import Lab
@@ -17,6 +18,7 @@ LABS: tuple[Lab, ...] = (
     lab03_queues_pools,
     lab04_scaling,
     lab05_scheduler_kill,
+    lab06_worker_kill,
     lab09_big_xcom,
 )
 

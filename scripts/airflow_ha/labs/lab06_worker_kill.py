@@ -1,0 +1,115 @@
+"""Lab 6, kill the worker running a task: the task's heartbeat stops, the
+scheduler fails the try after task_instance_heartbeat_timeout, and the retry
+runs on another worker."""
+
+from collections.abc import Sequence
+from urllib.parse import quote
+
+from airflow_ha.airflow_api import JSON
+from airflow_ha.chaos.evidence import env_of
+from airflow_ha.errors import ClusterError
+from airflow_ha.labs.base import (
+    LabEnv,
+    Step,
+    number_in,
+    run_window,
+    same_text,
+    stopped_between,
+    wait_for,
+)
+
+number = 6
+slug = "worker-kill"
+title = "Kill the worker running a task: heartbeat timeout and retries"
+
+DAG_ID = "lab06_retry"
+FILE = f"{DAG_ID}.py"
+TASK_ID = "long_task"
+TIMEOUT_SETTING = "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"
+
+
+def tries(env: LabEnv, run_id: str) -> list[JSON]:
+    path = (
+        f"/api/v2/dags/{quote(DAG_ID)}/dagRuns/{quote(run_id, safe='')}"
+        f"/taskInstances/{TASK_ID}/tries"
+    )
+    answer = env.client.request("GET", path, allow_404=True) or {}
+    return sorted(answer.get("task_instances", []), key=lambda t: int(t.get("try_number", 0)))
+
+
+def heartbeat_timeout(env: LabEnv) -> str:
+    [scheduler] = env.containers("scheduler")[:1]
+    return env_of(scheduler).get(TIMEOUT_SETTING, "300")
+
+
+def facts(env: LabEnv, run: JSON) -> dict[str, str] | None:
+    """The killed worker (ran try 1, died during the run) and the one the retry ran on."""
+    window = run_window(run)
+    attempts = tries(env, str(run["dag_run_id"]))
+    if window is None or len(attempts) < 2:
+        return None
+    first, last = attempts[0], attempts[-1]
+    killed = [
+        c
+        for c in env.containers("worker")
+        if c.config.hostname == first.get("hostname") and stopped_between(c, *window)
+    ]
+    if not killed or first.get("state") != "failed" or last.get("state") != "success":
+        return None
+    return {
+        "KILLED_WORKER": str(first["hostname"]),
+        "RETRIED_ON": str(last.get("hostname")),
+        "HEARTBEAT_TIMEOUT": heartbeat_timeout(env),
+    }
+
+
+def check(env: LabEnv) -> Sequence[Step]:
+    runs = env.runs(DAG_ID)
+    found = next(((run, f) for run in runs if (f := facts(env, run))), None)
+    truth = found[1] if found else None
+    answers = env.answers(number)
+    return [
+        Step(f"{DAG_ID} has a successful run", bool(runs), f"copy labs/files/{FILE}, run it"),
+        Step(
+            f"in one, {TASK_ID}'s first try died with the worker you killed, a retry succeeded",
+            truth is not None,
+            f"`docker kill` the worker running {TASK_ID} (its host is in the UI or `make status`)",
+        ),
+        Step(
+            "KILLED_WORKER is that worker's hostname",
+            truth is not None and same_text(answers.get("KILLED_WORKER"), truth["KILLED_WORKER"]),
+            "the host of try 1 (the task's *Task Tries* in the UI)",
+        ),
+        Step(
+            "RETRIED_ON is the hostname of the worker that ran the successful try",
+            truth is not None and same_text(answers.get("RETRIED_ON"), truth["RETRIED_ON"]),
+            "the host of the last try",
+        ),
+        Step(
+            "HEARTBEAT_TIMEOUT is the seconds after which a silent task is failed",
+            number_in(answers.get("HEARTBEAT_TIMEOUT")) == int(heartbeat_timeout(env)),
+            "[scheduler] task_instance_heartbeat_timeout in compose/docker-compose.yaml",
+        ),
+    ]
+
+
+def solve(env: LabEnv) -> None:
+    env.copy_dag(FILE)
+    run_id = env.trigger(DAG_ID)
+
+    def running_host() -> str | None:
+        for attempt in tries(env, run_id):
+            if attempt.get("state") == "running" and attempt.get("hostname"):
+                return str(attempt["hostname"])
+        return None
+
+    host = wait_for(f"{TASK_ID} running", running_host)
+    [victim] = [c for c in env.containers("worker") if c.config.hostname == host]
+    env.log(f"killing {victim.name} (host {host}), which runs {TASK_ID}")
+    env.ctx.stack.docker.container.kill(victim)
+    run = env.wait_for_end(DAG_ID, run_id)
+    truth = facts(env, run)
+    env.start_again(victim.name, "worker")
+    if truth is None:
+        raise ClusterError(f"lab {number}: the kill of {victim.name} did not show in {run_id}")
+    env.write_answers(number, truth)
