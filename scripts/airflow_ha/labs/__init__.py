@@ -8,6 +8,7 @@ from airflow_ha.labs import (
     lab04_scaling,
     lab05_scheduler_kill,
     lab06_worker_kill,
+    lab07_triggerer_failover,
     lab09_big_xcom,
 )
 from airflow_ha.labs.base import Lab
@@ -19,6 +20,7 @@ LABS: tuple[Lab, ...] = (
     lab04_scaling,
     lab05_scheduler_kill,
     lab06_worker_kill,
+    lab07_triggerer_failover,
     lab09_big_xcom,
 )
 
