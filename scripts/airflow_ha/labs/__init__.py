@@ -9,6 +9,7 @@ from airflow_ha.labs import (
     lab05_scheduler_kill,
     lab06_worker_kill,
     lab07_triggerer_failover,
+    lab08_mysql_redis_restart,
     lab09_big_xcom,
 )
 from airflow_ha.labs.base import Lab
@@ -21,6 +22,7 @@ LABS: tuple[Lab, ...] = (
     lab05_scheduler_kill,
     lab06_worker_kill,
     lab07_triggerer_failover,
+    lab08_mysql_redis_restart,
     lab09_big_xcom,
 )
 

@@ -135,13 +135,14 @@ class LabEnv:
         """`docker start` a container a lab killed (Docker counts `docker kill` as a
         manual stop: the restart policy leaves it down), and wait until it is healthy."""
         self.ctx.stack.docker.container.start(container)
-        wait_for(
-            f"{container} healthy again",
-            lambda: (
-                any(s.container == container and s.ready for s in self.services(service)) or None
-            ),
-        )
-        self.log(f"{container}: started again, healthy")
+        self.wait_ready(container, service)
+
+    def wait_ready(self, container: str, service: str) -> None:
+        def ready() -> bool | None:
+            return any(s.container == container and s.ready for s in self.services(service)) or None
+
+        wait_for(f"{container} healthy", ready)
+        self.log(f"{container}: running, healthy")
 
     def cli(self, *args: str) -> None:
         """Run a command as a trainee would (`make ...`); fail on a non-zero exit."""
