@@ -7,6 +7,7 @@
 #                              CI: import check, a throw-away cluster, verify, reports, removal
 #   make scale WORKERS=N [QUEUE=heavy] [FORCE=yes]   resize a worker pool; drains on the way down
 #   make lab-list | lab-check LAB=n | lab-solve LAB=n   training labs (labs/): check a result, solve
+#   make lab-ssh-up | lab-ssh-down   lab 10's SSH target (compose/labs.yaml)
 #   make chaos [FAULT=name ...] [JSON=file]   fault injection with a recovery report
 #   make bench [JSON=file] [PROFILE=ha] [STAGE=idle] [RUNS=3]   this cluster against Airflow's
 #                              defaults, side by side: idle CPU, memory, tasks/s, latency, contention
@@ -25,7 +26,7 @@ VENV := .venv
 CLI := $(VENV)/bin/airflow-ha
 STAMP := $(VENV)/.installed
 
-.PHONY: host-tools check-dags smoke lab-list lab-check lab-solve up down clean status scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
+.PHONY: host-tools check-dags smoke lab-list lab-check lab-solve lab-ssh-up lab-ssh-down up down clean status scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +70,12 @@ lab-check: $(STAMP)
 
 lab-solve: $(STAMP)
 	$(CLI) lab solve $(call q,$(LAB))
+
+lab-ssh-up: $(STAMP)
+	$(CLI) lab ssh-target up
+
+lab-ssh-down: $(STAMP)
+	$(CLI) lab ssh-target down
 
 smoke: host-tools $(STAMP)
 	$(CLI) smoke $(if $(DAGS_DIR),--dags-dir $(call q,$(DAGS_DIR))) \

@@ -39,13 +39,17 @@ def check_docker(docker: DockerClient) -> None:
 
 
 def compose_client(
-    project_name: str, env_files: list[Path], overrides: Sequence[Path] = ()
+    project_name: str,
+    env_files: list[Path],
+    overrides: Sequence[Path] = (),
+    profiles: Sequence[str] = (),
 ) -> DockerClient:
     """A client bound to this project's Compose file (and overrides), name and env
-    files (later ones win)."""
+    files (later ones win), with the given Compose profiles enabled."""
     return DockerClient(
         compose_files=[COMPOSE_FILE, *overrides],
         compose_project_name=project_name,
         compose_env_files=list(env_files),
         compose_project_directory=REPO_ROOT,
+        compose_profiles=list(profiles),
     )

@@ -111,6 +111,11 @@ class ImageBuilder:
         self._build_airflow(self._debian())
         return self._settings.airflow_image
 
+    def ensure_ssh_target(self, tag: str) -> str:
+        """Lab 10's SSH target (images/ssh-target), on the same Debian base."""
+        self._build(IMAGES_DIR / "ssh-target", tag, {"BASE_IMAGE": self._debian()})
+        return tag
+
     def _debian(self) -> str:
         return self._external(self._settings.debian_image, STANDIN_DEBIAN, self._debootstrap)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from airflow_ha.console import Progress, table
 from airflow_ha.context import Context
 from airflow_ha.errors import UsageError, VerificationError
-from airflow_ha.labs import LABS, lab_by_number
+from airflow_ha.labs import LABS, lab10_ssh_pty, lab_by_number
 from airflow_ha.labs.base import DEFAULT_WORK_DIR, Lab, LabEnv, first_missing, guide
 
 
@@ -14,6 +14,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser = subparsers.add_parser("lab", help="training labs: list, check a result, solve")
     actions = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
     actions.add_parser("list", help="the labs and their guides")
+    target = actions.add_parser("ssh-target", help="lab 10's SSH target: start it or remove it")
+    target.add_argument("state", choices=["up", "down"])
     for action, what in (("check", "check a trainee's result"), ("solve", "do a lab")):
         sub = actions.add_parser(action, help=what)
         sub.add_argument("number", help="the lab's number (`lab list`)")
@@ -43,9 +45,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ]
         print(table(rows))
         return 0
+    if args.action == "ssh-target":
+        ctx.stack.require_running()
+        env = LabEnv(ctx, DEFAULT_WORK_DIR, Progress())
+        (lab10_ssh_pty.target_up if args.state == "up" else lab10_ssh_pty.target_down)(env)
+        return 0
     lab = _lab(args.number)
-    env = LabEnv(ctx, args.work_dir, Progress())
     ctx.stack.require_running()
+    env = LabEnv(ctx, args.work_dir, Progress())
     if args.action == "solve":
         env.log(f"lab {lab.number}, {lab.title}: solving")
         lab.solve(env)

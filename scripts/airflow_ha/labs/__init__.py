@@ -11,6 +11,7 @@ from airflow_ha.labs import (
     lab07_triggerer_failover,
     lab08_mysql_redis_restart,
     lab09_big_xcom,
+    lab10_ssh_pty,
 )
 from airflow_ha.labs.base import Lab
 
@@ -24,6 +25,7 @@ LABS: tuple[Lab, ...] = (
     lab07_triggerer_failover,
     lab08_mysql_redis_restart,
     lab09_big_xcom,
+    lab10_ssh_pty,
 )
 
 
