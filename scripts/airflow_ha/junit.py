@@ -55,7 +55,8 @@ def _run_suite(run: RunResult) -> TestSuite:
         # A run that failed or never finished with no failed task (none created,
         # a DAG-level timeout) must still fail the report.
         case = TestCase(RUN_CASE, classname=run.dag_id)
-        case.result = [Failure(f"the run ended {run.state}", type_=run.state)]
+        message = run.error or f"the run ended {run.state}"
+        case.result = [Failure(message, type_=run.state)]
         suite.add_testcase(case)
     return suite
 

@@ -15,6 +15,7 @@ from airflow_ha.errors import VerificationError
 
 EXAMPLE_TAG = "airflow-ha-example"
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
+NOT_TRIGGERED = "not triggered"
 # Task states that are a result, not a failure: a branch not taken, a task
 # removed from the DAG after the run was created.
 PASSED_TASK_STATES = frozenset({"success"})
@@ -72,6 +73,7 @@ class RunResult:
     state: str = "queued"
     tasks: list[TaskResult] = field(default_factory=list)
     logical_date: datetime | None = None
+    error: str = ""  # why the run could not be created (state NOT_TRIGGERED)
 
     @property
     def succeeded(self) -> bool:
@@ -178,11 +180,17 @@ def run_dags(
     for dag_id in dag_ids:
         client.set_paused(dag_id, paused=False)
         date = logical_date()
-        created = client.trigger(dag_id, (conf or {}).get(dag_id), date)
+        try:
+            created = client.trigger(dag_id, (conf or {}).get(dag_id), date)
+        except AirflowApiError as error:
+            # One refused run (a required param without a value) must not stop the others.
+            runs.append(RunResult(dag_id, "", NOT_TRIGGERED, [], date, str(error)))
+            log(f"{dag_id}: {NOT_TRIGGERED}: {error}")
+            continue
         runs.append(RunResult(dag_id, str(created["dag_run_id"]), str(created["state"]), [], date))
         log(f"{dag_id}: triggered run {created['dag_run_id']}")
     deadline = time.monotonic() + timeout
-    pending = list(runs)
+    pending = [run for run in runs if run.state != NOT_TRIGGERED]
     while pending and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
         for run in list(pending):
@@ -193,6 +201,8 @@ def run_dags(
             if state in FINISHED_RUN_STATES:
                 pending.remove(run)
     for run in runs:
+        if run.state == NOT_TRIGGERED:
+            continue
         tis = client.task_instances(run.dag_id, run.run_id)
         run.tasks = sorted(map(TaskResult.from_api, tis), key=lambda t: (t.task_id, t.map_index))
         if with_log_tails:
@@ -277,6 +287,7 @@ def as_json(runs: list[RunResult]) -> list[JSON]:
             "state": run.state,
             "succeeded": run.succeeded,
             "logical_date": iso(run.logical_date),
+            "error": run.error,
             "tasks": [
                 {
                     "task_id": task.task_id,

@@ -133,3 +133,10 @@ def test_the_dag_check_report_has_a_testcase_per_file() -> None:
 def test_a_clean_dag_check_report_passes() -> None:
     xml = parse(dag_check_report(DagCheck({"a.py": ["a"]}, {}, 1.0)))
     assert (xml.tests, xml.failures, xml.errors) == (1, 0, 0)
+
+
+def test_a_run_not_triggered_fails_with_the_reason() -> None:
+    run = RunResult("d", "", "not triggered", [], None, "HTTP 400: required_field")
+    [result] = cases(verify_report([run]))["d", "(dag run)"].result
+    assert isinstance(result, Failure)
+    assert result.message == "HTTP 400: required_field"

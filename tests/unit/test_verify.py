@@ -595,6 +595,7 @@ def test_outcome_as_json() -> None:
                 "state": "failed",
                 "succeeded": False,
                 "logical_date": "2026-12-02T00:00:00+00:00",
+                "error": "",
                 "tasks": [
                     {
                         "task_id": "t",
@@ -633,3 +634,27 @@ def test_a_huge_log_line_is_shortened() -> None:
     assert line == "Done. Returned value was: " + "x" * 474 + "... (9526 more characters)"
     assert verify.shortened("short") == "short"
     assert verify.shortened("x" * 500) == "x" * 500
+
+
+def test_a_refused_trigger_fails_that_dag_only() -> None:
+    class Refusing(FakeClient):
+        def trigger(
+            self, dag_id: str, conf: JSON | None = None, logical_date: datetime | None = None
+        ) -> JSON:
+            if dag_id == "needs_param":
+                raise AirflowApiError("POST .../dagRuns failed with HTTP 400: required_field")
+            return super().trigger(dag_id, conf, logical_date)
+
+    log = Log()
+    client = Refusing(run_states={"ok": ["success"]})
+    runs = run_dags(client, ["needs_param", "ok"], timeout=5, log=log)
+    assert [(r.dag_id, r.state, r.succeeded) for r in runs] == [
+        ("needs_param", "not triggered", False),
+        ("ok", "success", True),
+    ]
+    assert runs[0].error == "POST .../dagRuns failed with HTTP 400: required_field"
+    assert runs[0].tasks == []
+    assert "needs_param: not triggered: POST .../dagRuns failed with HTTP 400" in log.lines[0]
+    assert not [
+        c for c in client.calls if c[0] in ("dag_run", "task_instances") and c[1] == "needs_param"
+    ]
