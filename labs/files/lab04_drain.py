@@ -1,4 +1,4 @@
-"""Lab 4: enough 40-second tasks to fill every slot of three default workers."""
+"""Lab 4: enough 25-second tasks to fill every slot of three default workers."""
 
 import os
 import time
@@ -20,7 +20,7 @@ SLOTS = int(os.environ.get("AIRFLOW__CELERY__WORKER_CONCURRENCY", "8"))
 def drain() -> None:
     @task
     def work(n: int) -> int:
-        time.sleep(40)
+        time.sleep(25)
         return n
 
     work.expand(n=list(range(WORKERS * SLOTS)))

@@ -18,7 +18,7 @@ def retry() -> None:
     def long_task() -> str:
         # Idempotent: running it twice does no harm. A task that a lost worker
         # may leave half-done must be.
-        time.sleep(60)
+        time.sleep(30)
         return "done"
 
     long_task()

@@ -1,4 +1,4 @@
-"""Lab 7: a sensor that defers its 90-second wait to a triggerer."""
+"""Lab 7: a sensor that defers its 60-second wait to a triggerer."""
 
 from datetime import datetime, timedelta
 
@@ -8,7 +8,7 @@ from airflow.sdk import dag, task
 
 @dag(dag_id="lab07_deferred", schedule=None, start_date=datetime(2026, 1, 1), tags=["lab"])
 def deferred() -> None:
-    wait = WaitSensor(task_id="wait", time_to_wait=timedelta(seconds=90), deferrable=True)
+    wait = WaitSensor(task_id="wait", time_to_wait=timedelta(seconds=60), deferrable=True)
 
     @task
     def after_wait() -> str:

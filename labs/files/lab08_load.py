@@ -17,7 +17,7 @@ from airflow.sdk import dag, task
 def load() -> None:
     @task
     def work(n: int) -> int:
-        time.sleep(60)
+        time.sleep(45)
         return n
 
     @task
