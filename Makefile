@@ -15,6 +15,7 @@
 #   make clean CONFIRM=yes     delete the cluster's volumes
 #   make test                  lint, type checks, unit and integration tests
 #   make unit-test             the tests that need no Docker
+#   make test-examples         Airflow's own example DAGs on a throw-away cluster (not in `test`)
 #   make mutation [MODULE="scripts/airflow_ha/x.py ..."] [REF=HEAD]   mutmut on the outcome-deciding modules
 #                              (unit tests only, no Docker; not part of make test): kill rate per module
 
@@ -26,7 +27,7 @@ VENV := .venv
 CLI := $(VENV)/bin/airflow-ha
 STAMP := $(VENV)/.installed
 
-.PHONY: host-tools check-dags smoke lab-list lab-check lab-solve lab-ssh-up lab-ssh-down up down clean status scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
+.PHONY: test-examples host-tools check-dags smoke lab-list lab-check lab-solve lab-ssh-up lab-ssh-down up down clean status scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -107,7 +108,11 @@ unit-test: $(STAMP)
 	$(VENV)/bin/pytest -m "not integration"
 
 integration-test: $(STAMP)
-	$(VENV)/bin/pytest -m integration
+	$(VENV)/bin/pytest -m "integration and not examples"
+
+# Airflow's own example DAGs on a cluster of their own: 5.5 minutes, so not in `test`.
+test-examples: $(STAMP)
+	$(VENV)/bin/pytest -m examples
 
 test: lint unit-test integration-test
 

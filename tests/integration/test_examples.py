@@ -25,7 +25,8 @@ from airflow_ha.stack import Stack
 
 from .conftest import UP_TIMEOUT_SECONDS, CliResult, run_cli, write_env_file
 
-pytestmark = pytest.mark.integration
+# Not in `make test` (5.5 minutes more): `make test-examples` runs it.
+pytestmark = [pytest.mark.integration, pytest.mark.examples]
 
 # One `verify` triggers every run and they all run at once: about 95 runs and
 # 400 tasks on the single worker's 8 task slots (3.5 min here, on 2 cores).

@@ -109,6 +109,12 @@ def solve(env: LabEnv) -> None:
         return None
 
     host = wait_for(f"{SENSOR} deferred to a triggerer", holder)
+
+    def running_there() -> bool | None:
+        # Assigned is not started: kill it once its trigger log shows it runs the trigger.
+        return any(job_host == host for _, job_host in trigger_jobs(env, run_id)) or None
+
+    wait_for(f"the trigger running on {host}", running_there, 60)
     [victim] = [c for c in env.containers("triggerer") if c.config.hostname == host]
     env.log(f"killing {victim.name} (host {host}), which holds the trigger of {SENSOR}")
     env.ctx.stack.docker.container.kill(victim)
