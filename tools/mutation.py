@@ -40,7 +40,7 @@ STAGE_COPIES = {
     "pyproject.toml": "pyproject.toml",
 }
 # Repo files the unit tests read through paths.REPO_ROOT, linked into mutants/.
-REPO_FILES = (".env.example", "compose", "dags", "bench", "images")
+REPO_FILES = (".env.example", "compose", "dags", "bench", "images", "labs", "examples")
 
 
 @dataclass

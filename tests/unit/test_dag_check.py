@@ -74,6 +74,10 @@ def test_check_as_json() -> None:
         (0o750, 1000, 0, True, True),
         (0o700, CONTAINER_UID, 0, True, True),
         (0o600, CONTAINER_UID, 0, True, False),
+        (0o644, 1000, 1000, False, True),  # others may read
+        (0o755, 1000, 1000, True, True),  # others may list and enter
+        (0o751, 1000, 1000, True, False),  # others may enter, not list
+        (0o004, 1000, 1000, False, True),
     ],
 )
 def test_container_can_read(mode: int, uid: int, gid: int, directory: bool, readable: bool) -> None:
@@ -124,4 +128,29 @@ def test_format_check_lists_files_errors_and_a_verdict() -> None:
     clean = DagCheck({"a.py": ["a1", "a2"]}, {}, 1.0)
     assert format_check(clean, Path("/d")).endswith(
         "2 DAG(s) in 1 file(s), no import error (/d, parsed in 1.0 s)"
+    )
+
+
+def test_an_unreadable_top_folder_is_named_as_dot(tmp_path: Path) -> None:
+    folder = tmp_path / "private"
+    folder.mkdir()
+    (folder / "a.py").write_text("x")
+    (folder / "a.py").chmod(0o644)
+    folder.chmod(0o700)
+    if os.stat(folder).st_uid == CONTAINER_UID:
+        pytest.skip("the test runs as the containers' user")
+    assert unreadable_paths(folder) == ["."]
+
+
+def test_many_unreadable_files_are_named_five_at_most(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    for n in range(7):
+        path = tmp_path / f"f{n}.py"
+        path.write_text("x")
+        path.chmod(0o600)
+    with pytest.raises(VerificationError) as caught:
+        check_folder(tmp_path)
+    assert str(caught.value).endswith(
+        f"cannot read 7 path(s) in {tmp_path}: f0.py, f1.py, f2.py, f3.py, f4.py ... "
+        "(chmod o+r files, o+rx folders)"
     )

@@ -94,6 +94,8 @@ def test_import_errors_are_failing_testcases_of_their_files() -> None:
     xml = verify_report([], [ImportProblem("bad.py", "Traceback...\nNameError: x")])
     [result] = cases(xml)["bad.py", "import"].result
     assert isinstance(result, Failure)
+    assert (result.message, result.type) == ("import error", "ImportError")
+    assert [suite.name for suite in parse(xml)] == ["DAG import errors"]
     assert result.text == "Traceback...\nNameError: x"
 
 
@@ -104,7 +106,9 @@ def test_an_error_before_any_run_is_an_erroring_testcase() -> None:
     ):
         [result] = cases(xml)["airflow-ha", "verify"].result
         assert isinstance(result, Error)
-        assert result.message == "DAG x did not appear"
+        assert (result.message, result.type) == ("DAG x did not appear", "error")
+        assert result.text is None
+        assert [suite.name for suite in parse(xml)] == ["airflow-ha verify"]
         assert parse(xml).errors == 1
     [with_details] = cases(error_report("smoke", "up failed", "last logs"))[
         "airflow-ha", "smoke"
@@ -140,3 +144,30 @@ def test_a_run_not_triggered_fails_with_the_reason() -> None:
     [result] = cases(verify_report([run]))["d", "(dag run)"].result
     assert isinstance(result, Failure)
     assert result.message == "HTTP 400: required_field"
+
+
+def test_failure_details_without_a_host_and_removed_tasks() -> None:
+    tasks = [
+        TaskResult("t", -1, "failed", 1, None, ""),
+        TaskResult("gone", -1, "removed", 0, None, ""),
+    ]
+    run = RunResult("d", "r", "failed", tasks)
+    found = cases(verify_report([run]))
+    [failure] = found["d", "t"].result
+    assert isinstance(failure, Failure)
+    assert failure.message == "failed (try 1)"
+    assert found["d", "t"].time == 0.0
+    assert found["d", "t"].system_out is None
+    [skipped] = found["d", "gone"].result
+    assert isinstance(skipped, Skipped)
+    assert skipped.message == "removed"
+
+
+def test_the_run_case_type_is_the_runs_state() -> None:
+    [result] = cases(verify_report([RunResult("d", "r", "queued", [])]))["d", "(dag run)"].result
+    assert isinstance(result, Failure)
+    assert result.type == "queued"
+
+
+def test_the_report_is_named_airflow_ha() -> None:
+    assert parse(verify_report([])).name == "airflow-ha"

@@ -658,3 +658,9 @@ def test_a_refused_trigger_fails_that_dag_only() -> None:
     assert not [
         c for c in client.calls if c[0] in ("dag_run", "task_instances") and c[1] == "needs_param"
     ]
+
+
+def test_log_lines_without_event_or_exception_type() -> None:
+    assert verify.log_line({"timestamp": "t", "level": "info"}) == "t info "
+    assert verify.log_line({"event": "e", "error_detail": [{"exc_value": "v"}]}) == "e\n?: v"
+    assert verify.log_line({"event": "e", "error_detail": [{"exc_type": "T"}]}) == "e\nT: "
