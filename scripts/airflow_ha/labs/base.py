@@ -164,6 +164,39 @@ class Lab(Protocol):
     def solve(self, env: LabEnv) -> None: ...
 
 
+Facts = Callable[[LabEnv, JSON], dict[str, str] | None]
+
+
+def newest_with_facts(
+    env: LabEnv, dag_id: str, facts: Facts
+) -> tuple[JSON | None, dict[str, str] | None]:
+    """The newest successful run whose facts show the lab's event, with those facts;
+    else the newest successful run (or none) and no facts."""
+    runs = env.runs(dag_id)
+    for run in runs:
+        found = facts(env, run)
+        if found:
+            return run, found
+    return (runs[0] if runs else None), None
+
+
+def kill_during_run(
+    env: LabEnv, number: int, dag_id: str, run_id: str, service: str, host: str, why: str,
+    facts: Facts,
+) -> None:  # fmt: skip
+    """`docker kill` the service's container on `host`, as the lab's guide does; wait
+    for the run's end, start the container again, and write the answers it shows."""
+    [victim] = [c for c in env.containers(service) if c.config.hostname == host]
+    env.log(f"killing {victim.name} (host {host}), {why}")
+    env.ctx.stack.docker.container.kill(victim)
+    run = env.wait_for_end(dag_id, run_id)
+    truth = facts(env, run)
+    env.start_again(victim.name, service)
+    if truth is None:
+        raise ClusterError(f"lab {number}: the kill of {victim.name} does not show in {run_id}")
+    env.write_answers(number, truth)
+
+
 def wait_for(what: str, ready: Callable[[], T | None], timeout: float = WAIT_SECONDS) -> T:
     """Poll `ready` until it gives a value; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -5,8 +5,16 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from airflow_ha.airflow_api import JSON
-from airflow_ha.errors import ClusterError
-from airflow_ha.labs.base import LabEnv, Step, run_window, same_text, stopped_between, wait_for
+from airflow_ha.labs.base import (
+    LabEnv,
+    Step,
+    kill_during_run,
+    newest_with_facts,
+    run_window,
+    same_text,
+    stopped_between,
+    wait_for,
+)
 
 number = 5
 slug = "scheduler-kill"
@@ -48,18 +56,8 @@ def facts(env: LabEnv, run: JSON) -> dict[str, str] | None:
     return {"KILLED_SCHEDULER": str(killed[0].config.hostname), "TOOK_OVER": after[0]}
 
 
-def _best_run(env: LabEnv) -> tuple[JSON | None, dict[str, str] | None]:
-    """The newest successful run during which a scheduler was killed, and its facts."""
-    runs = env.runs(DAG_ID)
-    for run in runs:
-        found = facts(env, run)
-        if found:
-            return run, found
-    return (runs[0] if runs else None), None
-
-
 def check(env: LabEnv) -> Sequence[Step]:
-    run, truth = _best_run(env)
+    run, truth = newest_with_facts(env, DAG_ID, facts)
     answers = env.answers(number)
     tis = env.client.task_instances(DAG_ID, str(run["dag_run_id"])) if run else []
     return [
@@ -97,12 +95,6 @@ def solve(env: LabEnv) -> None:
         return queued[-1][1] if len(queued) > STEPS_BEFORE_KILL else None
 
     host = wait_for(f"{STEPS_BEFORE_KILL} tasks of {run_id} queued", busy_scheduler)
-    [victim] = [c for c in env.containers("scheduler") if c.config.hostname == host]
-    env.log(f"killing {victim.name} (host {host}), which queued the latest task")
-    env.ctx.stack.docker.container.kill(victim)
-    run = env.wait_for_end(DAG_ID, run_id)
-    truth = facts(env, run)
-    if truth is None:
-        raise ClusterError(f"lab {number}: the kill of {victim.name} did not show in {run_id}")
-    env.write_answers(number, truth)
-    env.start_again(victim.name, "scheduler")
+    kill_during_run(
+        env, number, DAG_ID, run_id, "scheduler", host, "which queued the latest task", facts
+    )

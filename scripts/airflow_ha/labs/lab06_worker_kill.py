@@ -7,10 +7,11 @@ from urllib.parse import quote
 
 from airflow_ha.airflow_api import JSON
 from airflow_ha.chaos.evidence import env_of
-from airflow_ha.errors import ClusterError
 from airflow_ha.labs.base import (
     LabEnv,
     Step,
+    kill_during_run,
+    newest_with_facts,
     number_in,
     run_window,
     same_text,
@@ -64,12 +65,10 @@ def facts(env: LabEnv, run: JSON) -> dict[str, str] | None:
 
 
 def check(env: LabEnv) -> Sequence[Step]:
-    runs = env.runs(DAG_ID)
-    found = next(((run, f) for run in runs if (f := facts(env, run))), None)
-    truth = found[1] if found else None
+    run, truth = newest_with_facts(env, DAG_ID, facts)
     answers = env.answers(number)
     return [
-        Step(f"{DAG_ID} has a successful run", bool(runs), f"copy labs/files/{FILE}, run it"),
+        Step(f"{DAG_ID} has a successful run", run is not None, f"copy labs/files/{FILE}, run it"),
         Step(
             f"in one, {TASK_ID}'s first try died with the worker you killed, a retry succeeded",
             truth is not None,
@@ -104,12 +103,4 @@ def solve(env: LabEnv) -> None:
         return None
 
     host = wait_for(f"{TASK_ID} running", running_host)
-    [victim] = [c for c in env.containers("worker") if c.config.hostname == host]
-    env.log(f"killing {victim.name} (host {host}), which runs {TASK_ID}")
-    env.ctx.stack.docker.container.kill(victim)
-    run = env.wait_for_end(DAG_ID, run_id)
-    truth = facts(env, run)
-    env.start_again(victim.name, "worker")
-    if truth is None:
-        raise ClusterError(f"lab {number}: the kill of {victim.name} did not show in {run_id}")
-    env.write_answers(number, truth)
+    kill_during_run(env, number, DAG_ID, run_id, "worker", host, f"which runs {TASK_ID}", facts)

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 from airflow_ha.airflow_api import JSON
 from airflow_ha.chaos.evidence import env_of
-from airflow_ha.errors import ClusterError
 from airflow_ha.labs.base import (
     LabEnv,
     Step,
+    kill_during_run,
+    newest_with_facts,
     number_in,
     run_window,
     same_text,
@@ -68,11 +69,10 @@ def facts(env: LabEnv, run: JSON) -> dict[str, str] | None:
 
 
 def check(env: LabEnv) -> Sequence[Step]:
-    runs = env.runs(DAG_ID)
-    truth = next((f for run in runs if (f := facts(env, run))), None)
+    run, truth = newest_with_facts(env, DAG_ID, facts)
     answers = env.answers(number)
     return [
-        Step(f"{DAG_ID} has a successful run", bool(runs), f"copy labs/files/{FILE}, run it"),
+        Step(f"{DAG_ID} has a successful run", run is not None, f"copy labs/files/{FILE}, run it"),
         Step(
             "in one, the triggerer holding the sensor was killed and another ran the trigger on",
             truth is not None,
@@ -115,12 +115,5 @@ def solve(env: LabEnv) -> None:
         return any(job_host == host for _, job_host in trigger_jobs(env, run_id)) or None
 
     wait_for(f"the trigger running on {host}", running_there, 60)
-    [victim] = [c for c in env.containers("triggerer") if c.config.hostname == host]
-    env.log(f"killing {victim.name} (host {host}), which holds the trigger of {SENSOR}")
-    env.ctx.stack.docker.container.kill(victim)
-    run = env.wait_for_end(DAG_ID, run_id)
-    truth = facts(env, run)
-    env.start_again(victim.name, "triggerer")
-    if truth is None:
-        raise ClusterError(f"lab {number}: no other triggerer took the trigger in {run_id}")
-    env.write_answers(number, truth)
+    why = f"which holds the trigger of {SENSOR}"
+    kill_during_run(env, number, DAG_ID, run_id, "triggerer", host, why, facts)

@@ -6,7 +6,14 @@ from collections.abc import Sequence
 
 from airflow_ha.airflow_api import JSON
 from airflow_ha.errors import ClusterError
-from airflow_ha.labs.base import LabEnv, Step, run_window, stopped_between, wait_for
+from airflow_ha.labs.base import (
+    LabEnv,
+    Step,
+    newest_with_facts,
+    run_window,
+    stopped_between,
+    wait_for,
+)
 
 number = 8
 slug = "mysql-redis-restart"
@@ -46,11 +53,10 @@ def _services(answer: str | None) -> set[str]:
 
 
 def check(env: LabEnv) -> Sequence[Step]:
-    runs = env.runs(DAG_ID)
-    truth = next((f for run in runs if (f := facts(env, run))), None)
+    run, truth = newest_with_facts(env, DAG_ID, facts)
     answers = env.answers(number)
     return [
-        Step(f"{DAG_ID} has a successful run", bool(runs), f"copy labs/files/{FILE}, run it"),
+        Step(f"{DAG_ID} has a successful run", run is not None, f"copy labs/files/{FILE}, run it"),
         Step(
             "MySQL and Redis both restarted while that run went on",
             truth is not None,
