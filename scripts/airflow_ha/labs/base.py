@@ -222,6 +222,16 @@ def same_text(answer: str | None, truth: str) -> bool:
     return answer is not None and answer.strip().lower() == truth.strip().lower()
 
 
+def answered(answers: dict[str, str], truth: dict[str, str] | None, key: str) -> bool:
+    """Whether the trainee's answer for `key` is the true one (none known: not answered)."""
+    return truth is not None and same_text(answers.get(key), truth[key])
+
+
+def comma_set(answer: str | None) -> set[str]:
+    """A comma-separated answer as a set, without case and surrounding space."""
+    return {part.strip().lower() for part in (answer or "").split(",") if part.strip()}
+
+
 def number_in(answer: str | None) -> int | None:
     match = re.fullmatch(r"\s*(\d+)\s*", answer or "")
     return int(match.group(1)) if match else None

@@ -8,10 +8,10 @@ from airflow_ha.airflow_api import JSON
 from airflow_ha.labs.base import (
     LabEnv,
     Step,
+    answered,
     kill_during_run,
     newest_with_facts,
     run_window,
-    same_text,
     stopped_between,
     wait_for,
 )
@@ -74,13 +74,12 @@ def check(env: LabEnv) -> Sequence[Step]:
         ),
         Step(
             "KILLED_SCHEDULER names the scheduler you killed (its hostname)",
-            truth is not None
-            and same_text(answers.get("KILLED_SCHEDULER"), truth["KILLED_SCHEDULER"]),
+            answered(answers, truth, "KILLED_SCHEDULER"),
             "the container's hostname: `docker inspect -f '{{.Config.Hostname}}' <container>`",
         ),
         Step(
             "TOOK_OVER names the scheduler that queued the first task after the kill",
-            truth is not None and same_text(answers.get("TOOK_OVER"), truth["TOOK_OVER"]),
+            answered(answers, truth, "TOOK_OVER"),
             "join task_instance.queued_by_job_id with job.hostname (see the guide)",
         ),
     ]

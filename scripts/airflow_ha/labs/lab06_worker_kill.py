@@ -10,11 +10,11 @@ from airflow_ha.chaos.evidence import env_of
 from airflow_ha.labs.base import (
     LabEnv,
     Step,
+    answered,
     kill_during_run,
     newest_with_facts,
     number_in,
     run_window,
-    same_text,
     stopped_between,
     wait_for,
 )
@@ -76,12 +76,12 @@ def check(env: LabEnv) -> Sequence[Step]:
         ),
         Step(
             "KILLED_WORKER is that worker's hostname",
-            truth is not None and same_text(answers.get("KILLED_WORKER"), truth["KILLED_WORKER"]),
+            answered(answers, truth, "KILLED_WORKER"),
             "the host of try 1 (the task's *Task Tries* in the UI)",
         ),
         Step(
             "RETRIED_ON is the hostname of the worker that ran the successful try",
-            truth is not None and same_text(answers.get("RETRIED_ON"), truth["RETRIED_ON"]),
+            answered(answers, truth, "RETRIED_ON"),
             "the host of the last try",
         ),
         Step(

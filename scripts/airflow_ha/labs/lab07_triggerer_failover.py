@@ -10,11 +10,11 @@ from airflow_ha.chaos.evidence import env_of
 from airflow_ha.labs.base import (
     LabEnv,
     Step,
+    answered,
     kill_during_run,
     newest_with_facts,
     number_in,
     run_window,
-    same_text,
     stopped_between,
     wait_for,
 )
@@ -80,13 +80,12 @@ def check(env: LabEnv) -> Sequence[Step]:
         ),
         Step(
             "FIRST_TRIGGERER is the hostname of the triggerer you killed",
-            truth is not None
-            and same_text(answers.get("FIRST_TRIGGERER"), truth["FIRST_TRIGGERER"]),
+            answered(answers, truth, "FIRST_TRIGGERER"),
             "the triggerer job that ran the trigger first",
         ),
         Step(
             "TOOK_OVER is the hostname of the triggerer that took the trigger over",
-            truth is not None and same_text(answers.get("TOOK_OVER"), truth["TOOK_OVER"]),
+            answered(answers, truth, "TOOK_OVER"),
             "the sensor's log lists a trigger log per triggerer job",
         ),
         Step(

@@ -9,6 +9,7 @@ from airflow_ha.errors import ClusterError
 from airflow_ha.labs.base import (
     LabEnv,
     Step,
+    comma_set,
     newest_with_facts,
     run_window,
     stopped_between,
@@ -48,10 +49,6 @@ def facts(env: LabEnv, run: JSON) -> dict[str, str] | None:
     return {"RESTARTED_WITH_MYSQL": ",".join(dict.fromkeys(restarted))}
 
 
-def _services(answer: str | None) -> set[str]:
-    return {part.strip().lower() for part in (answer or "").split(",") if part.strip()}
-
-
 def check(env: LabEnv) -> Sequence[Step]:
     run, truth = newest_with_facts(env, DAG_ID, facts)
     answers = env.answers(number)
@@ -65,8 +62,8 @@ def check(env: LabEnv) -> Sequence[Step]:
         Step(
             "RESTARTED_WITH_MYSQL names the services whose containers restarted after MySQL",
             truth is not None
-            and _services(answers.get("RESTARTED_WITH_MYSQL"))
-            == _services(truth["RESTARTED_WITH_MYSQL"]),
+            and comma_set(answers.get("RESTARTED_WITH_MYSQL"))
+            == comma_set(truth["RESTARTED_WITH_MYSQL"]),
             "`make status` and `docker ps` show restarts; the guide says how to tell",
         ),
     ]

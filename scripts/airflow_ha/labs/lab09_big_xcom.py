@@ -4,7 +4,7 @@ why the largest cannot, and what to do with big outputs instead."""
 from collections.abc import Sequence
 
 from airflow_ha.airflow_api import JSON
-from airflow_ha.labs.base import LabEnv, Step, number_in, same_text
+from airflow_ha.labs.base import LabEnv, Step, comma_set, number_in, same_text
 
 number = 9
 slug = "big-xcom"
@@ -36,10 +36,6 @@ def facts(env: LabEnv, run: JSON) -> dict[str, str]:
     }
 
 
-def _sizes(answer: str | None) -> set[str]:
-    return {part.strip().lower() for part in (answer or "").split(",") if part.strip()}
-
-
 def check(env: LabEnv) -> Sequence[Step]:
     runs = env.runs(DAG_ID, ("success", "failed"))
     run = runs[0] if runs else None
@@ -52,7 +48,7 @@ def check(env: LabEnv) -> Sequence[Step]:
         Step(f"{DAG_ID} has a finished run", run is not None, f"copy labs/files/{FILE}, run it"),
         Step(
             "PUSHED names the sizes whose push succeeded",
-            bool(truth) and _sizes(answers.get("PUSHED")) == _sizes(truth.get("PUSHED")),
+            bool(truth) and comma_set(answers.get("PUSHED")) == comma_set(truth.get("PUSHED")),
             "look at each push_ task's state in the run",
         ),
         Step(
