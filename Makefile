@@ -8,6 +8,7 @@
 #   make scale WORKERS=N [QUEUE=heavy] [FORCE=yes]   resize a worker pool; drains on the way down
 #   make lab-list | lab-check LAB=n | lab-solve LAB=n   training labs (labs/): check a result, solve
 #   make lab-ssh-up | lab-ssh-down   lab 10's SSH target (compose/labs.yaml)
+#   make users-add USERS="name ..." ROLE=viewer|user|op|admin | users-list | users-remove USERS="name ..."
 #   make chaos [FAULT=name ...] [JSON=file]   fault injection with a recovery report
 #   make bench [JSON=file] [PROFILE=ha] [STAGE=idle] [RUNS=3]   this cluster against Airflow's
 #                              defaults, side by side: idle CPU, memory, tasks/s, latency, contention
@@ -27,7 +28,7 @@ VENV := .venv
 CLI := $(VENV)/bin/airflow-ha
 STAMP := $(VENV)/.installed
 
-.PHONY: test-examples host-tools check-dags smoke lab-list lab-check lab-solve lab-ssh-up lab-ssh-down up down clean status scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
+.PHONY: test-examples host-tools check-dags smoke lab-list lab-check lab-solve lab-ssh-up lab-ssh-down users-add users-list users-remove up down clean status scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -95,6 +96,16 @@ bench-scaling: $(STAMP)
 
 credentials: $(STAMP)
 	$(CLI) credentials
+
+# One login per person, e.g. a class: make users-add USERS="ana ben" ROLE=user
+users-add: $(STAMP)
+	$(CLI) users add $(foreach user,$(USERS),$(call q,$(user))) $(if $(ROLE),--role $(call q,$(ROLE)))
+
+users-list: $(STAMP)
+	$(CLI) users list
+
+users-remove: $(STAMP)
+	$(CLI) users remove $(foreach user,$(USERS),$(call q,$(user)))
 
 images: $(STAMP)
 	$(CLI) build

@@ -267,3 +267,20 @@ class AirflowClient:
         )
         entry = self._get(path, deserialize="true")
         return entry.get("value")
+
+    # Users of the FAB auth manager (its own REST API, under /auth/fab/v1).
+
+    def fab_users(self) -> list[JSON]:
+        return self._paged("/auth/fab/v1/users", "users")
+
+    def fab_user(self, username: str) -> JSON | None:
+        return self.request("GET", f"/auth/fab/v1/users/{quote(username, safe='')}", allow_404=True)
+
+    def create_fab_user(self, body: JSON) -> JSON:
+        """Never sent twice: a lost answer could mean the user exists already."""
+        return self.request("POST", "/auth/fab/v1/users", json=body, idempotent=False) or {}
+
+    def delete_fab_user(self, username: str) -> bool:
+        """False when there is no such user."""
+        path = f"/auth/fab/v1/users/{quote(username, safe='')}"
+        return self.request("DELETE", path, allow_404=True) is not None

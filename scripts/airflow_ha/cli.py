@@ -24,6 +24,7 @@ from airflow_ha.commands import (
     smoke,
     status,
     up,
+    users,
     verify,
 )
 from airflow_ha.context import Context
@@ -45,6 +46,7 @@ COMMANDS = (
     bench,
     bench_scaling,
     credentials,
+    users,
     build,
 )
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from junitparser import Failure, JUnitXml
 
+from airflow_ha.airflow_api import AirflowApiError, AirflowClient, Credentials
 from airflow_ha.errors import ExitCode
 from airflow_ha.verify import run_dags
 
@@ -204,12 +205,57 @@ def test_a_port_in_use_is_refused_before_anything_starts(cluster: Cluster, tmp_p
     )
 
 
+def added_password(result: CliResult, name: str) -> str:
+    """The generated password `users add` printed for `name`."""
+    assert result.code == 0, str(result)
+    [row] = [line.split() for line in result.stdout.splitlines() if line.split()[0] == name]
+    return row[2]
+
+
+def test_logins_with_roles_a_viewer_reads_but_cannot_trigger(cluster: Cluster) -> None:
+    viewer, user = (f"{role}-{uuid.uuid4().hex[:6]}" for role in ("viewer", "user"))
+    added = {
+        name: cluster.cli("users", "add", name, "--role", name.split("-")[0])
+        for name in (viewer, user)
+    }
+    viewer_password, user_password = (added_password(added[name], name) for name in (viewer, user))
+    as_viewer = AirflowClient(cluster.client.base_url, Credentials(viewer, viewer_password))
+    as_user = AirflowClient(cluster.client.base_url, Credentials(user, user_password))
+
+    assert as_viewer.dag("example_deferrable") is not None
+    with pytest.raises(AirflowApiError, match="HTTP 403"):
+        as_viewer.trigger("example_deferrable")
+    # The same call by the User role works: the 403 is the role's, not a broken API.
+    assert as_user.trigger("example_deferrable")["state"] == "queued"
+
+    refused = cluster.cli("users", "add", viewer, "--role", "op")
+    assert refused.code == 1, str(refused)
+    assert f"user {viewer} exists already" in refused.stderr
+    listed = cluster.cli("users", "list")
+    assert listed.code == 0, str(listed)
+    rows = {line.split()[0]: line.split()[1] for line in listed.stdout.splitlines()[1:]}
+    assert {viewer: "Viewer", user: "User"}.items() <= rows.items()
+    assert rows[cluster.settings.airflow_admin_user] == "Admin"
+
+    removed = cluster.cli("users", "remove", viewer, user)
+    assert removed.code == 0, str(removed)
+    with pytest.raises(AirflowApiError, match="was refused"):
+        AirflowClient(cluster.client.base_url, Credentials(viewer, viewer_password)).health()
+    gone = cluster.cli("users", "remove", viewer)
+    assert gone.code == 1, str(gone)
+    assert f"no such user: {viewer}" in gone.stderr
+
+
 def test_down_keeps_the_data(cluster: Cluster) -> None:
     [run] = run_dags(cluster.client, ["example_deferrable"], timeout=300, log=print)
     assert run.state == "success"
+    trainee = f"trainee-{uuid.uuid4().hex[:6]}"
+    password = added_password(cluster.cli("users", "add", trainee, "--role", "op"), trainee)
     assert cluster.cli("down").code == 0
     assert cluster.stack.services() == []
     result = cluster.cli("up", "--timeout", "600")
     assert result.code == 0, str(result)
     cluster.client.base_url = cluster.stack.api_url()
     assert cluster.client.dag_run("example_deferrable", run.run_id)["state"] == "success"
+    as_trainee = AirflowClient(cluster.client.base_url, Credentials(trainee, password))
+    assert as_trainee.dag_run("example_deferrable", run.run_id)["state"] == "success"
