@@ -80,7 +80,7 @@ class Login:
     @classmethod
     def from_api(cls, user: dict[str, Any]) -> "Login":
         return cls(
-            username=str(user.get("username", "")),
+            username=str(user["username"]),
             roles=tuple(sorted(str(role.get("name")) for role in user.get("roles") or [])),
             last_login=str(user.get("last_login") or "never")[:19].replace("T", " "),
             login_count=int(user.get("login_count") or 0),

@@ -31,8 +31,12 @@ def test_allowed_user_names(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["", ".ana", "-ana", "ana ben", "x;y", "ana/..", "é", "a" * 65])
 def test_refused_user_names(name: str) -> None:
-    with pytest.raises(UsageError, match="is not allowed"):
+    with pytest.raises(UsageError) as caught:
         check_usernames([name])
+    assert str(caught.value) == (
+        f"user name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit"
+    )
 
 
 def test_a_name_given_twice_is_refused() -> None:
@@ -44,10 +48,12 @@ def test_a_name_given_twice_is_refused() -> None:
     ("password", "reason"),
     [
         ("a" * (MIN_PASSWORD_LENGTH - 1), "11 characters, fewer than 12"),
-        ("aaaaaaaaaaaaaaaa", "strength 0 of 4"),
+        ("aaaaaaaaaaaaaaaa", 'Repeats like "aaa" are easy to guess (strength 0 of 4, needs 3)'),
         ("password1234", "strength"),
         ("qwertyuiop123", "strength"),
-        ("trainee-ana-ana", "strength"),  # the user's own name, repeated
+        ("trainee-ana-2026", "strength 2 of 4"),  # 4 of 4 for anyone else
+        ("airflowqz19k", "strength 2 of 4"),  # the product's name counts as known
+        ("correcthorse", "it is easy to guess (strength 2 of 4, needs 3)"),  # no hint from zxcvbn
     ],
 )
 def test_weak_passwords_are_refused_with_the_reason(password: str, reason: str) -> None:
@@ -56,7 +62,10 @@ def test_weak_passwords_are_refused_with_the_reason(password: str, reason: str) 
     assert reason in problem
 
 
-@pytest.mark.parametrize("password", ["correct horse battery staple", "Tq7#vLp2!mZx9w"])
+# mulberry7Tiger is exactly strength 3, the lowest accepted.
+@pytest.mark.parametrize(
+    "password", ["correct horse battery staple", "Tq7#vLp2!mZx9w", "mulberry7Tiger"]
+)
 def test_strong_passwords_pass(password: str) -> None:
     assert password_problem(password, "ana") is None
 
@@ -81,6 +90,7 @@ def test_user_body_is_what_the_fab_api_wants() -> None:
 def test_logins_table_is_sorted_with_roles_and_last_login() -> None:
     logins = [
         Login.from_api({"username": "ben", "roles": [{"name": "Viewer"}], "login_count": None}),
+        Login.from_api({"username": "cy", "roles": [], "last_login": None}),
         Login.from_api(
             {
                 "username": "admin",
@@ -94,6 +104,7 @@ def test_logins_table_is_sorted_with_roles_and_last_login() -> None:
         "user   roles     last login (UTC)     logins",
         "admin  Admin,Op  2026-12-02 06:01:02  7",
         "ben    Viewer    never                0",
+        "cy     -         never                0",
     ]
 
 
@@ -147,21 +158,25 @@ def test_add_creates_each_user_with_its_own_generated_password(
     printed = {row[0]: row[2] for row in rows[1:]}
     assert printed == {name: fab.users[name]["password"] for name in ("ana", "ben")}
     assert printed["ana"] != printed["ben"]
-    assert "shown only now" in err
+    assert err == (
+        "airflow-ha: created 2 login(s) with role Viewer; the passwords are shown only now "
+        "(Airflow keeps their hashes)\n"
+    )
 
 
 def test_add_creates_none_when_one_name_exists(
     capsys: pytest.CaptureFixture[str], fab: FakeFabApi, valid_env_file: Path
 ) -> None:
     fab.users["ben"] = {"username": "ben"}
+    fab.users["cy"] = {"username": "cy"}
 
-    assert run_users(valid_env_file, "add", "ana", "ben", "--role", "user") == 1
+    assert run_users(valid_env_file, "add", "ana", "ben", "cy", "--role", "user") == 1
 
     assert fab.calls == []
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.strip() == (
-        "airflow-ha: error: user ben exists already: remove it first, or choose another name"
+    assert err == (
+        "airflow-ha: error: user ben, cy exists already: remove it first, or choose another name\n"
     )
 
 
@@ -170,7 +185,15 @@ def test_add_creates_none_when_one_name_exists(
     [
         (["add", "ana", "--role", "boss"], "", "invalid choice: 'boss'"),
         (["add", "ana", "--role", "op", "--password-stdin"], "aaaaaaaaaaaaaaaa\n", "too weak"),
-        (["add", "ana", "ben", "--role", "op", "--password-stdin"], "x\n", "name exactly one"),
+        (
+            ["add", "ana", "ben", "--role", "op", "--password-stdin"],
+            "x\n",
+            "airflow-ha: error: --password-stdin sets the password of one user: name exactly one",
+        ),
+        # Weak only because it holds the user's name.
+        (["add", "trainee-ana", "--role", "op", "--password-stdin"], "trainee-ana-2026\n", "weak"),
+        (["add", "ana"], "", "the following arguments are required: --role"),
+        ([], "", "the following arguments are required: action"),
         (["add", "a;b", "--role", "op"], "", "is not allowed"),
         (["remove", "admin"], "", "is the admin of .env"),
     ],
@@ -195,19 +218,25 @@ def test_refusals_change_nothing(
     assert message in err
 
 
+# All but the line's end is the password, even a space or an X at its end.
+@pytest.mark.parametrize(
+    "chosen", ["correct horse battery staple ", "correct horse battery stapleX"]
+)
 def test_a_chosen_strong_password_is_used_and_not_printed(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     fab: FakeFabApi,
     valid_env_file: Path,
+    chosen: str,
 ) -> None:
-    chosen = "correct horse battery staple"
     monkeypatch.setattr("sys.stdin", io.StringIO(chosen + "\n"))
 
     assert run_users(valid_env_file, "add", "ana", "--role", "op", "--password-stdin") == 0
 
     assert fab.users["ana"]["password"] == chosen
-    assert chosen not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split(maxsplit=2) == ["ana", "Op", "(the one from stdin)"]
+    assert chosen.strip() not in out
 
 
 def test_remove_removes_none_when_one_name_is_unknown(
@@ -215,11 +244,38 @@ def test_remove_removes_none_when_one_name_is_unknown(
 ) -> None:
     fab.users["ana"] = {"username": "ana"}
 
-    assert run_users(valid_env_file, "remove", "ana", "zoe") == 1
+    assert run_users(valid_env_file, "remove", "ana", "zoe", "yan") == 1
 
     assert fab.calls == []
     assert "ana" in fab.users
-    assert "no such user: zoe (nothing was removed)" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "airflow-ha: error: no such user: zoe, yan (nothing was removed)\n"
+    )
+
+
+def test_remove_says_when_a_user_vanished_meanwhile(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    fab: FakeFabApi,
+    valid_env_file: Path,
+) -> None:
+    fab.users["ana"] = {"username": "ana"}
+    monkeypatch.setattr(fab, "delete_fab_user", lambda username: False)
+
+    assert run_users(valid_env_file, "remove", "ana") == 1
+
+    assert capsys.readouterr().err == (
+        "airflow-ha: error: user 'ana' was removed by someone else meanwhile\n"
+    )
+
+
+def test_help_names_the_arguments(capsys: pytest.CaptureFixture[str], valid_env_file: Path) -> None:
+    assert run_users(valid_env_file, "add", "--help") == 0
+    usage = " ".join(capsys.readouterr().out.split())
+    assert "[--password-stdin] NAME [NAME ...]" in usage
+    assert "--role {viewer,user,op,admin}" in usage
+    assert run_users(valid_env_file, "remove", "--help") == 0
+    assert "remove [-h] NAME [NAME ...]" in " ".join(capsys.readouterr().out.split())
 
 
 def test_remove_then_list(

@@ -23,18 +23,28 @@ from airflow_ha.logins import (
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = subparsers.add_parser("users", help="add, list or remove UI and API logins")
-    actions = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
+    parser = subparsers.add_parser(
+        "users",
+        help="add, list or remove UI and API logins",
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
 
-    add = actions.add_parser("add", help="create logins with a role; prints their passwords once")
-    add.add_argument("names", nargs="+", metavar="NAME", help="user names (letters, digits, . _ -)")
+    add = actions.add_parser(
+        "add",
+        help="create logins with a role; prints their passwords once",
+    )
+    add.add_argument(
+        "names",
+        nargs="+",
+        metavar="NAME",
+        help="user names (letters, digits, . _ -)",
+    )
     add.add_argument(
         "--role",
         required=True,
         type=str.lower,
         choices=list(ROLES),
-        help="viewer: read only; user: also trigger, clear, pause; op: also connections, "
-        "variables, pools; admin: also users",
+        help="viewer: reads; user: also triggers, clears; op: also connections, pools; admin: all",
     )
     add.add_argument(
         "--password-stdin",
@@ -43,10 +53,16 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     add.set_defaults(run=run_add)
 
-    listing = actions.add_parser("list", help="every login with its roles and last login")
+    listing = actions.add_parser(
+        "list",
+        help="every login with its roles and last login",
+    )
     listing.set_defaults(run=run_list)
 
-    remove = actions.add_parser("remove", help="delete logins (not the admin of .env)")
+    remove = actions.add_parser(
+        "remove",
+        help="delete logins (not the admin of .env)",
+    )
     remove.add_argument("names", nargs="+", metavar="NAME")
     remove.set_defaults(run=run_remove)
 
