@@ -53,10 +53,10 @@ status: $(STAMP)
 	$(CLI) status
 
 scale: $(STAMP)
-	$(CLI) scale $(WORKERS) $(if $(QUEUE),--queue $(QUEUE)) $(if $(filter yes,$(FORCE)),--force)
+	$(CLI) scale $(call q,$(WORKERS)) $(if $(QUEUE),--queue $(call q,$(QUEUE))) $(if $(filter yes,$(FORCE)),--force)
 
 logs: $(STAMP)
-	$(CLI) logs $(SERVICE)
+	$(CLI) logs $(if $(SERVICE),$(call q,$(SERVICE)))
 
 verify: $(STAMP)
 	$(CLI) verify $(foreach d,$(DAG),--dag $(call q,$(d))) $(REPORT_ARGS)
@@ -85,14 +85,14 @@ smoke: host-tools $(STAMP)
 	  $(if $(CONF),--conf-file $(call q,$(CONF))) $(REPORT_ARGS)
 
 chaos: $(STAMP)
-	$(CLI) chaos $(foreach f,$(FAULT),--fault $(f)) $(if $(JSON),--json $(JSON))
+	$(CLI) chaos $(foreach f,$(FAULT),--fault $(call q,$(f))) $(if $(JSON),--json $(call q,$(JSON)))
 
 bench: $(STAMP)
-	$(CLI) bench $(foreach p,$(PROFILE),--profile $(p)) $(foreach s,$(STAGE),--stage $(s)) \
-	  $(if $(RUNS),--runs $(RUNS)) $(if $(JSON),--json $(JSON))
+	$(CLI) bench $(foreach p,$(PROFILE),--profile $(call q,$(p))) $(foreach s,$(STAGE),--stage $(call q,$(s))) \
+	  $(if $(RUNS),--runs $(call q,$(RUNS))) $(if $(JSON),--json $(call q,$(JSON)))
 
 bench-scaling: $(STAMP)
-	$(CLI) bench-scaling $(if $(JSON),--json $(JSON))
+	$(CLI) bench-scaling $(if $(JSON),--json $(call q,$(JSON)))
 
 credentials: $(STAMP)
 	$(CLI) credentials

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,7 +18,7 @@ from airflow_ha.envfile import create_env_file, render_env
 from airflow_ha.errors import ClusterError, ConfigError
 from airflow_ha.flower_api import FlowerClient
 from airflow_ha.images import ImageBuilder, ResolvedImages
-from airflow_ha.paths import ENV_EXAMPLE, HAPROXY_CONFIG, REPO_ROOT, STATE_DIR
+from airflow_ha.paths import DEFAULT_ENV_FILE, ENV_EXAMPLE, HAPROXY_CONFIG, REPO_ROOT, STATE_DIR
 from airflow_ha.pools import MAX_WORKERS_PER_POOL, POOLS
 from airflow_ha.settings import Settings, load_settings, parse_settings
 from airflow_ha.stack import Stack
@@ -34,6 +35,26 @@ class Context:
     verbose: bool = False
 
     def create_env_file_if_missing(self, log: Callable[[str], None]) -> None:
+        """Create ./.env, and only that: a mistyped --env-file is an error, not a
+        new cluster; and never over volumes that an earlier .env's secrets made."""
+        if self.env_file.exists():
+            return  # loading it says what may be wrong with it
+        if self.env_file.resolve() != DEFAULT_ENV_FILE.resolve():
+            raise ConfigError(
+                f"{self.env_file} does not exist: `up` creates only {DEFAULT_ENV_FILE}; "
+                "check the path, or copy .env.example there"
+            )
+        project = self.tool_settings.compose_project_name
+        volumes = self.docker.volume.list(
+            filters=[("label", f"com.docker.compose.project={project}")]
+        )
+        if volumes:
+            names = " ".join(sorted(volume.name for volume in volumes))
+            raise ConfigError(
+                f"{self.env_file} is missing, but project {project} has data made with an "
+                f"earlier one, whose passwords and Fernet key a new one would not match: put "
+                f"it back, or delete the data with `docker volume rm {names}`"
+            )
         if create_env_file(self.env_file, ENV_EXAMPLE):
             log(f"created {self.env_file} with freshly generated secrets (mode 0600)")
 
@@ -45,7 +66,15 @@ class Context:
 
     @cached_property
     def settings(self) -> Settings:
-        return load_settings(self.env_file)
+        settings = load_settings(self.env_file)
+        mode = self.env_file.stat().st_mode & 0o777
+        if mode & 0o066:
+            print(
+                f"airflow-ha: warning: other users may read or change {self.env_file} "
+                f"(mode {mode:04o}), which holds every secret: chmod 600 {self.env_file}",
+                file=sys.stderr,
+            )
+        return settings
 
     @cached_property
     def tool_settings(self) -> Settings:

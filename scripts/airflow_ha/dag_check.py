@@ -92,17 +92,25 @@ def unreadable_paths(folder: Path) -> list[str]:
     return sorted(found)
 
 
+def unreadable_problem(folder: Path) -> str | None:
+    """What in `folder` the containers' user cannot read, as one line, or None."""
+    unreadable = unreadable_paths(folder)
+    if not unreadable:
+        return None
+    shown = ", ".join(unreadable[:5]) + (" ..." if len(unreadable) > 5 else "")
+    return (
+        f"the containers' user (uid {CONTAINER_UID}, group {CONTAINER_GID}) cannot read "
+        f"{len(unreadable)} path(s) in {folder}: {shown} (chmod o+r files, o+rx folders)"
+    )
+
+
 def check_folder(folder: Path) -> None:
     """Fail with one line on a folder that is missing or that the containers cannot read."""
     if not folder.is_dir():
         raise VerificationError(f"DAG folder {folder} does not exist or is not a folder")
-    unreadable = unreadable_paths(folder)
-    if unreadable:
-        shown = ", ".join(unreadable[:5]) + (" ..." if len(unreadable) > 5 else "")
-        raise VerificationError(
-            f"the containers' user (uid {CONTAINER_UID}, group {CONTAINER_GID}) cannot read "
-            f"{len(unreadable)} path(s) in {folder}: {shown} (chmod o+r files, o+rx folders)"
-        )
+    problem = unreadable_problem(folder)
+    if problem:
+        raise VerificationError(problem)
 
 
 def run_check(docker: DockerClient, image: str, folder: Path) -> DagCheck:

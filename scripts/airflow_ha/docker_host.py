@@ -1,9 +1,12 @@
 """Access to the Docker Engine and Compose v2, checked once before any work."""
 
+import os
 import shutil
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from dotenv import dotenv_values
 from python_on_whales import DockerClient
 from python_on_whales.client_config import ClientNotFoundError
 from python_on_whales.exceptions import DockerException
@@ -38,6 +41,29 @@ def check_docker(docker: DockerClient) -> None:
         ) from None
 
 
+def shadowing_exports(environ: Mapping[str, str], file_values: Mapping[str, str]) -> list[str]:
+    """Keys of the env files that the shell exports with another value: Compose
+    would take the shell's value over the validated file's."""
+    return sorted(key for key, value in file_values.items() if environ.get(key, value) != value)
+
+
+def drop_shadowing_exports(env_files: Sequence[Path]) -> None:
+    """Take the env files' keys out of this process's environment, so the
+    Compose commands it runs read the files, and say which were dropped."""
+    values: dict[str, str] = {}
+    for env_file in env_files:
+        values |= {k: v or "" for k, v in dotenv_values(env_file).items()}
+    shadowing = shadowing_exports(os.environ, values)
+    for key in shadowing:
+        del os.environ[key]
+    if shadowing:
+        print(
+            f"airflow-ha: warning: ignoring the exported {', '.join(shadowing)}: "
+            f"the settings file decides ({env_files[0]}); unset them to silence this",
+            file=sys.stderr,
+        )
+
+
 def compose_client(
     project_name: str,
     env_files: list[Path],
@@ -45,7 +71,9 @@ def compose_client(
     profiles: Sequence[str] = (),
 ) -> DockerClient:
     """A client bound to this project's Compose file (and overrides), name and env
-    files (later ones win), with the given Compose profiles enabled."""
+    files (later ones win, and win over exported variables), with the given
+    Compose profiles enabled."""
+    drop_shadowing_exports(env_files)
     return DockerClient(
         compose_files=[COMPOSE_FILE, *overrides],
         compose_project_name=project_name,

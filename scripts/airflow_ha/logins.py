@@ -40,11 +40,11 @@ def check_usernames(names: Iterable[str]) -> list[str]:
     return checked
 
 
-def password_problem(password: str, username: str) -> str | None:
-    """Why `password` is too weak for `username`, or None if it is not."""
+def password_problem(password: str, username: str = "") -> str | None:
+    """Why `password` is too weak (for `username`), or None if it is not."""
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"it has {len(password)} characters, fewer than {MIN_PASSWORD_LENGTH}"
-    verdict = zxcvbn(password, user_inputs=[username, "airflow"])
+    verdict = zxcvbn(password, user_inputs=[username, "airflow"] if username else ["airflow"])
     if verdict["score"] < MIN_PASSWORD_SCORE:
         warning = verdict["feedback"].get("warning") or "it is easy to guess"
         score = verdict["score"]

@@ -3,21 +3,26 @@
 import base64
 import binascii
 import ipaddress
+import itertools
 import re
 from enum import StrEnum
+from io import StringIO
 from pathlib import Path
 from typing import Annotated, Literal
 
 from dotenv import dotenv_values
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from airflow_ha.errors import ConfigError
+from airflow_ha.logins import password_problem
 from airflow_ha.paths import REPO_ROOT
 
 _SAFE_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,}$")
 _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 _USER_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# More certificates than any proxy needs: the setting points at too wide a folder.
+MAX_EXTRA_CA_CERTS = 50
 
 
 def _safe_secret(value: str) -> str:
@@ -28,6 +33,9 @@ def _safe_secret(value: str) -> str:
             "must be at least 16 characters of A-Z a-z 0-9 _ - "
             "(empty? delete .env and run `make up` to generate one)"
         )
+    problem = password_problem(value)
+    if problem:
+        raise ValueError(f"is too weak: {problem}")
     return value
 
 
@@ -51,8 +59,31 @@ def _matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
 
 
 def _existing_dir(value: str) -> str:
+    if ":" in value:
+        # Compose's short volume syntax (SOURCE:TARGET:MODE) splits at every colon.
+        raise ValueError(f"{value} holds a ':', which Compose cannot mount: rename the folder")
     if not (REPO_ROOT / value).is_dir():
         raise ValueError(f"{value} is not a directory")
+    return value
+
+
+def _ca_certs_dir(value: str) -> str:
+    """Empty, a folder that does not exist on this host (the default is Debian's,
+    and adds nothing elsewhere), or a folder with a few *.crt files, which all go
+    into the image."""
+    folder = REPO_ROOT / value
+    if not value or not folder.exists():
+        return value
+    if not folder.is_dir():
+        raise ValueError(f"{value} is not a folder")
+    if folder.resolve() == Path("/"):
+        raise ValueError("is the root folder: point it at the folder of your proxy's certificates")
+    found = sum(1 for _ in itertools.islice(folder.rglob("*.crt"), MAX_EXTRA_CA_CERTS + 1))
+    if found > MAX_EXTRA_CA_CERTS:
+        raise ValueError(
+            f"{value} holds more than {MAX_EXTRA_CA_CERTS} *.crt files: point it at the folder "
+            "of your proxy's certificates"
+        )
     return value
 
 
@@ -132,7 +163,18 @@ class Settings(BaseModel):
     redis_image: ImageRef = Field(alias="REDIS_IMAGE")
     haproxy_image: ImageRef = Field(alias="HAPROXY_IMAGE")
     debian_image: ImageRef = Field(alias="DEBIAN_IMAGE")
-    build_extra_ca_certs: str = Field(alias="BUILD_EXTRA_CA_CERTS")
+    build_extra_ca_certs: Annotated[str, AfterValidator(_ca_certs_dir)] = Field(
+        alias="BUILD_EXTRA_CA_CERTS"
+    )
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> "Settings":
+        if self.airflow_api_port and self.airflow_api_port == self.flower_port:
+            raise ValueError(
+                f"AIRFLOW_API_PORT and FLOWER_PORT are both {self.flower_port}: give each "
+                "its own port, or 0 for a free one"
+            )
+        return self
 
     @property
     def replicas(self) -> dict[str, int]:
@@ -141,7 +183,7 @@ class Settings(BaseModel):
 
     @property
     def extra_ca_certs_dir(self) -> Path | None:
-        return Path(self.build_extra_ca_certs) if self.build_extra_ca_certs else None
+        return REPO_ROOT / self.build_extra_ca_certs if self.build_extra_ca_certs else None
 
 
 SECRET_KEYS: tuple[str, ...] = tuple(
@@ -159,17 +201,44 @@ def parse_settings(values: dict[str, str | None], source: str) -> Settings:
     except ValidationError as error:
         problems = []
         for item in error.errors():
-            key = ".".join(str(part) for part in item["loc"]) or "(file)"
+            key = ".".join(str(part) for part in item["loc"])
             if item["type"] == "missing":
                 problems.append(f"{key} is missing (copy it from .env.example)")
             elif item["type"] == "extra_forbidden":
                 problems.append(f"{key} is not a known setting")
             else:
-                problems.append(f"{key} {item['msg'].removeprefix('Value error, ')}")
+                message = item["msg"].removeprefix("Value error, ")
+                problems.append(f"{key} {message}" if key else message)
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
 
 
-def load_settings(env_file: Path) -> Settings:
+def read_env_text(env_file: Path) -> str:
+    """The text of a settings file, or one line on why it cannot be read."""
+    if env_file.is_dir():
+        raise ConfigError(f"{env_file} is a folder, not a settings file")
     if not env_file.is_file():
         raise ConfigError(f"{env_file} does not exist: run `make up` to create it")
-    return parse_settings(dotenv_values(env_file), str(env_file))
+    try:
+        return env_file.read_text(encoding="utf-8")
+    except PermissionError:
+        info = env_file.stat()
+        raise ConfigError(
+            f"cannot read {env_file}: it belongs to uid {info.st_uid} with mode "
+            f"{info.st_mode & 0o777:04o}; run as that user"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{env_file} is not UTF-8 text: byte 0x{error.object[error.start]:02x} "
+            f"at offset {error.start}"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {env_file}: {error.strerror}") from None
+
+
+def env_values(text: str) -> dict[str, str | None]:
+    """KEY=VALUE pairs, parsed as Compose's --env-file reads them."""
+    return dict(dotenv_values(stream=StringIO(text)))
+
+
+def load_settings(env_file: Path) -> Settings:
+    return parse_settings(env_values(read_env_text(env_file)), str(env_file))

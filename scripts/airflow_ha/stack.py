@@ -20,6 +20,16 @@ ONE_SHOT_SERVICES = frozenset({"airflow-init"})
 LOG_LINES_ON_FAILURE = 25
 
 
+def http_url(host: str | None, port: int) -> str:
+    """The URL of a published port: the wildcard addresses are reached on the
+    loopback, and an IPv6 address goes in brackets (RFC 3986)."""
+    if host in (None, "", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 @dataclass(frozen=True)
 class ServiceState:
     """One container of the project, as `status` shows it."""
@@ -154,9 +164,7 @@ class Stack:
             raise ClusterError(
                 f"{service} publishes no port {container_port} in project {self.project}"
             )
-        if host in (None, "0.0.0.0", "::"):
-            host = "127.0.0.1"
-        return f"http://{host}:{port}"
+        return http_url(host, port)
 
     def up(self, quiet: bool = False) -> None:
         # A benchmark that was killed outright leaves the cluster paused.

@@ -94,9 +94,24 @@ def test_unknown_command(capsys: pytest.CaptureFixture[str], no_stack: None) -> 
         (["verify", "--timeout", "abc"], "verify: error: argument --timeout: not a number: 'abc'"),
         (
             ["verify", "--timeout", "-5"],
-            "verify: error: argument --timeout: must be positive: '-5'",
+            "verify: error: argument --timeout: must be a positive number of seconds: '-5'",
         ),
-        (["verify", "--timeout", "0"], "verify: error: argument --timeout: must be positive: '0'"),
+        (
+            ["verify", "--timeout", "0"],
+            "verify: error: argument --timeout: must be a positive number of seconds: '0'",
+        ),
+        (
+            ["up", "--timeout", "nan"],
+            "up: error: argument --timeout: must be a positive number of seconds: 'nan'",
+        ),
+        (
+            ["up", "--timeout", "inf"],
+            "up: error: argument --timeout: must be a positive number of seconds: 'inf'",
+        ),
+        (
+            ["up", "--timeout=-inf"],
+            "up: error: argument --timeout: must be a positive number of seconds: '-inf'",
+        ),
         (["verify", "--discover-timeout", "x"], "verify: error: argument --discover-timeout: "),
         (["verify", "--timeout"], "verify: error: argument --timeout: expected one argument"),
         (["up", "--timeout", "soon"], "up: error: argument --timeout: not a number: 'soon'"),
@@ -108,7 +123,7 @@ def test_unknown_command(capsys: pytest.CaptureFixture[str], no_stack: None) -> 
         (["scale", "17"], "scale: error: argument workers: must be between 0 and 16: '17'"),
         (
             ["scale", "2", "--drain-timeout", "0"],
-            "scale: error: argument --drain-timeout: must be positive: '0'",
+            "scale: error: argument --drain-timeout: must be a positive number of seconds: '0'",
         ),
     ],
 )
@@ -341,3 +356,20 @@ def test_bench_of_an_unknown_profile_or_stage(
 ) -> None:
     assert "invalid choice: 'fast'" in usage_error(capsys, "bench", "--profile", "fast")
     assert "invalid choice: 'warm'" in usage_error(capsys, "bench", "--stage", "warm")
+
+
+def test_up_refuses_a_dags_folder_the_containers_cannot_read(
+    capsys: pytest.CaptureFixture[str], no_stack: None, write_env: WriteEnv, tmp_path: Path
+) -> None:
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "mine.py").write_text("")
+    (dags / "mine.py").chmod(0o600)
+    env_file = write_env(AIRFLOW_DAGS_DIR=str(dags))
+
+    assert cli.main(["--env-file", str(env_file), "up"]) == ExitCode.CONFIG
+
+    assert one_line(capsys.readouterr().err) == (
+        f"airflow-ha: error: AIRFLOW_DAGS_DIR: the containers' user (uid 50000, group 0) "
+        f"cannot read 1 path(s) in {dags}: mine.py (chmod o+r files, o+rx folders)"
+    )

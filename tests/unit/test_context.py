@@ -1,6 +1,8 @@
-"""The values the CLI derives for Compose: images and the topology's replicas."""
+"""The values the CLI derives for Compose (images, replicas), and which .env `up` creates."""
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from dotenv import dotenv_values
@@ -9,6 +11,7 @@ from airflow_ha import context as context_module
 from airflow_ha.context import Context, replica_variable
 from airflow_ha.errors import ClusterError, ConfigError
 from airflow_ha.images import ResolvedImages
+from airflow_ha.paths import DEFAULT_ENV_FILE
 
 from .conftest import WriteEnv
 
@@ -94,3 +97,104 @@ def test_scaling_a_project_never_started_is_refused(
     with pytest.raises(ClusterError, match="was never started: run `make up`"):
         ctx.record_scale("worker", 3)
     assert not ctx.scaled_file.exists()
+
+
+# --- which .env `up` may create, and the warnings about a .env --------------------------------
+
+
+@dataclass
+class FakeVolume:
+    name: str
+
+
+@dataclass
+class FakeVolumes:
+    found: list[FakeVolume]
+    filters: list[object] = field(default_factory=list)
+
+    def list(self, filters: object) -> list[FakeVolume]:
+        self.filters.append(filters)
+        return self.found
+
+
+def with_volumes(monkeypatch: pytest.MonkeyPatch, *names: str) -> FakeVolumes:
+    volumes = FakeVolumes([FakeVolume(name) for name in names])
+    monkeypatch.setattr(Context, "docker", SimpleNamespace(volume=volumes))
+    return volumes
+
+
+def test_up_creates_no_env_file_but_the_default_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    volumes = with_volumes(monkeypatch)
+    typo = tmp_path / ".evn"
+
+    with pytest.raises(ConfigError) as caught:
+        Context(env_file=typo).create_env_file_if_missing(pytest.fail)
+
+    assert str(caught.value) == (
+        f"{typo} does not exist: `up` creates only {DEFAULT_ENV_FILE}; "
+        "check the path, or copy .env.example there"
+    )
+    assert not typo.exists()
+    assert volumes.filters == []
+
+
+def test_up_creates_the_default_env_file_where_no_data_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = tmp_path / ".env"
+    monkeypatch.setattr(context_module, "DEFAULT_ENV_FILE", default)
+    volumes = with_volumes(monkeypatch)
+    said: list[str] = []
+
+    Context(env_file=default).create_env_file_if_missing(said.append)
+
+    assert volumes.filters == [[("label", "com.docker.compose.project=airflow-ha")]]
+    assert said == [f"created {default} with freshly generated secrets (mode 0600)"]
+    assert default.stat().st_mode & 0o777 == 0o600
+
+
+def test_up_creates_no_env_file_over_an_earlier_ones_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = tmp_path / ".env"
+    monkeypatch.setattr(context_module, "DEFAULT_ENV_FILE", default)
+    with_volumes(monkeypatch, "airflow-ha_mysql-data", "airflow-ha_airflow-logs")
+
+    with pytest.raises(ConfigError) as caught:
+        Context(env_file=default).create_env_file_if_missing(pytest.fail)
+
+    assert str(caught.value) == (
+        f"{default} is missing, but project airflow-ha has data made with an earlier one, "
+        "whose passwords and Fernet key a new one would not match: put it back, or delete "
+        "the data with `docker volume rm airflow-ha_airflow-logs airflow-ha_mysql-data`"
+    )
+    assert not default.exists()
+
+
+def test_an_existing_env_file_is_left_alone(
+    valid_env_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    volumes = with_volumes(monkeypatch, "airflow-ha_mysql-data")
+    before = valid_env_file.read_bytes()
+
+    Context(env_file=valid_env_file).create_env_file_if_missing(pytest.fail)
+
+    assert valid_env_file.read_bytes() == before
+    assert volumes.filters == []
+
+
+@pytest.mark.parametrize(("mode", "warned"), [(0o600, False), (0o640, True), (0o602, True)])
+def test_an_env_file_others_may_read_or_change_is_warned_about(
+    valid_env_file: Path, capsys: pytest.CaptureFixture[str], mode: int, warned: bool
+) -> None:
+    valid_env_file.chmod(mode)
+
+    assert Context(env_file=valid_env_file).settings.bind_address == "127.0.0.1"
+
+    expected = (
+        f"airflow-ha: warning: other users may read or change {valid_env_file} (mode "
+        f"{mode:04o}), which holds every secret: chmod 600 {valid_env_file}\n"
+    )
+    assert capsys.readouterr().err == (expected if warned else "")

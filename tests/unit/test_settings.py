@@ -8,6 +8,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from airflow_ha.errors import ConfigError, ExitCode
+from airflow_ha.paths import REPO_ROOT
 from airflow_ha.settings import (
     SECRET_KEYS,
     Settings,
@@ -299,9 +300,13 @@ def test_a_ca_certs_key_without_value_means_no_folder(
     assert settings.extra_ca_certs_dir is None
 
 
-def test_a_ca_certs_folder_is_a_path(valid_values: dict[str, str | None]) -> None:
+def test_a_ca_certs_folder_is_a_path_from_the_repository(
+    valid_values: dict[str, str | None],
+) -> None:
     settings = parse_settings({**valid_values, "BUILD_EXTRA_CA_CERTS": "certs/corp"}, SOURCE)
-    assert settings.extra_ca_certs_dir == Path("certs/corp")
+    assert settings.extra_ca_certs_dir == REPO_ROOT / "certs/corp"
+    absolute = parse_settings({**valid_values, "BUILD_EXTRA_CA_CERTS": "/nowhere/certs"}, SOURCE)
+    assert absolute.extra_ca_certs_dir == Path("/nowhere/certs")
 
 
 def test_a_pattern_validator_refuses_what_does_not_match_whole() -> None:
@@ -311,3 +316,125 @@ def test_a_pattern_validator_refuses_what_does_not_match_whole() -> None:
     for bad in ("ab1", "Abc", ""):
         with pytest.raises(ValidationError, match="Value error, must be lower-case letters"):
             adapter.validate_python(bad)
+
+
+# --- bad inputs that used to be accepted or to end in a traceback -----------------------------
+
+
+def test_the_two_ports_must_differ_unless_both_are_free(
+    valid_values: dict[str, str | None],
+) -> None:
+    same = {**valid_values, "AIRFLOW_API_PORT": "8080", "FLOWER_PORT": "8080"}
+    assert str(config_error(same)) == (
+        f"{SOURCE}: AIRFLOW_API_PORT and FLOWER_PORT are both 8080: give each its own port, "
+        "or 0 for a free one"
+    )
+    parse_settings({**valid_values, "AIRFLOW_API_PORT": "0", "FLOWER_PORT": "0"}, SOURCE)
+
+
+def test_a_dags_folder_with_a_colon_is_refused(
+    valid_values: dict[str, str | None], tmp_path: Path
+) -> None:
+    folder = tmp_path / "dags:v2"
+    folder.mkdir()
+    message = str(config_error({**valid_values, "AIRFLOW_DAGS_DIR": str(folder)}))
+    assert message == (
+        f"{SOURCE}: AIRFLOW_DAGS_DIR {folder} holds a ':', which Compose cannot mount: "
+        "rename the folder"
+    )
+
+
+@pytest.mark.parametrize("key", sorted(set(SECRET_KEYS) - {"AIRFLOW_FERNET_KEY"}))
+@pytest.mark.parametrize(
+    ("weak", "why"),
+    [
+        ("aaaaaaaaaaaaaaaa", 'Repeats like "aaa" are easy to guess (strength 0 of 4, needs 3)'),
+        ("password12345678", "This is similar to a commonly used password"),
+    ],
+)
+def test_a_weak_secret_is_refused(
+    valid_values: dict[str, str | None], key: str, weak: str, why: str
+) -> None:
+    message = str(config_error({**valid_values, key: weak}))
+    assert message.startswith(f"{SOURCE}: {key} is too weak: {why}")
+
+
+def test_extra_ca_certs_may_name_a_folder_this_host_lacks(
+    valid_values: dict[str, str | None],
+) -> None:
+    parse_settings({**valid_values, "BUILD_EXTRA_CA_CERTS": "/no/such/folder"}, SOURCE)
+    parse_settings({**valid_values, "BUILD_EXTRA_CA_CERTS": ""}, SOURCE)
+
+
+def test_extra_ca_certs_must_be_a_narrow_folder(
+    valid_values: dict[str, str | None], tmp_path: Path
+) -> None:
+    def problem(value: str) -> str:
+        return str(config_error({**valid_values, "BUILD_EXTRA_CA_CERTS": value}))
+
+    assert problem("/") == (
+        f"{SOURCE}: BUILD_EXTRA_CA_CERTS is the root folder: point it at the folder of "
+        "your proxy's certificates"
+    )
+    a_file = tmp_path / "proxy.crt"
+    a_file.write_text("x")
+    assert problem(str(a_file)) == f"{SOURCE}: BUILD_EXTRA_CA_CERTS {a_file} is not a folder"
+    wide = tmp_path / "wide"
+    (wide / "deep").mkdir(parents=True)
+    for n in range(50):
+        (wide / "deep" / f"{n}.crt").write_text("x")
+    parse_settings({**valid_values, "BUILD_EXTRA_CA_CERTS": str(wide)}, SOURCE)  # 50: fine
+    (wide / "one-more.crt").write_text("x")
+    assert problem(str(wide)) == (
+        f"{SOURCE}: BUILD_EXTRA_CA_CERTS {wide} holds more than 50 *.crt files: point it "
+        "at the folder of your proxy's certificates"
+    )
+
+
+def test_an_env_file_that_is_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path)
+    assert str(caught.value) == f"{tmp_path} is a folder, not a settings file"
+
+
+def test_an_env_file_that_is_not_utf8(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_bytes(b"BIND_ADDRESS=127.0.0.1\nFLOWER_PORT=55\xe955\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file)
+    assert str(caught.value) == f"{env_file} is not UTF-8 text: byte 0xe9 at offset 37"
+
+
+def test_an_env_file_this_user_may_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("")
+    env_file.chmod(0o600)
+
+    def refuse(self: Path, encoding: str | None = None) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    # Root reads any file, so the refusal another user gets is staged.
+    monkeypatch.setattr(Path, "read_text", refuse)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file)
+    assert str(caught.value) == (
+        f"cannot read {env_file}: it belongs to uid {env_file.stat().st_uid} with mode 0600; "
+        "run as that user"
+    )
+
+
+def test_an_env_file_that_cannot_be_read_for_another_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("")
+
+    def fail(self: Path, encoding: str | None = None) -> str:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(Path, "read_text", fail)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file)
+    assert str(caught.value) == f"cannot read {env_file}: Input/output error"

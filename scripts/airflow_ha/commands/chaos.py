@@ -3,6 +3,7 @@
 import argparse
 from pathlib import Path
 
+from airflow_ha.argtypes import positive_seconds
 from airflow_ha.chaos.faults import FAULTS
 from airflow_ha.chaos.report import format_restarts, format_table, write_json
 from airflow_ha.chaos.runner import run_all
@@ -30,7 +31,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=900,
         help="seconds per fault for runs to finish (default 900)",
     )
@@ -43,8 +44,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError(f"unknown fault {', '.join(unknown)}; choose from {', '.join(FAULTS)}")
     if args.runs < 1:
         raise UsageError("--runs must be at least 1")
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
     if args.json is not None and not args.json.parent.is_dir():
         raise UsageError(f"--json: folder {args.json.parent} does not exist")
     faults = [FAULTS[name] for name in (args.fault or DEFAULT_FAULTS)]

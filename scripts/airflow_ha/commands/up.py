@@ -1,10 +1,13 @@
 """`up`: create .env if needed, build images, start the cluster, wait for health."""
 
 import argparse
+import ipaddress
 
 from airflow_ha.argtypes import positive_seconds
 from airflow_ha.console import Progress
 from airflow_ha.context import Context
+from airflow_ha.dag_check import unreadable_problem
+from airflow_ha.errors import ConfigError
 from airflow_ha.stack import Stack
 
 
@@ -23,6 +26,16 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def start(ctx: Context, timeout: float, progress: Progress) -> Stack:
     """Build what is missing, start the project and wait until every container is healthy."""
+    settings = ctx.settings
+    # Unreadable DAG files would vanish quietly from the cluster.
+    problem = unreadable_problem(ctx.default_dags_dir())
+    if problem:
+        raise ConfigError(f"AIRFLOW_DAGS_DIR: {problem}")
+    if not ipaddress.ip_address(settings.bind_address).is_loopback:
+        progress(
+            f"warning: BIND_ADDRESS={settings.bind_address}: the UI, the REST API and Flower "
+            "are reachable from other machines, not only from this one"
+        )
     ctx.stack.check_ports_free()
     scaled = ctx.scaled()
     if scaled:
