@@ -373,3 +373,35 @@ def test_up_refuses_a_dags_folder_the_containers_cannot_read(
         f"airflow-ha: error: AIRFLOW_DAGS_DIR: the containers' user (uid 50000, group 0) "
         f"cannot read 1 path(s) in {dags}: mine.py (chmod o+r files, o+rx folders)"
     )
+
+
+def test_logs_of_an_unknown_service_lists_the_services(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    no_docker: None,
+    valid_env_file: Path,
+) -> None:
+    followed: list[object] = []
+
+    def logs(**kwargs: object) -> list[tuple[str, bytes]]:
+        followed.append(kwargs)
+        return []
+
+    compose = SimpleNamespace(
+        config=lambda return_json: {"services": {"scheduler": {}, "lb": {}}}, logs=logs
+    )
+    monkeypatch.setattr(
+        Context,
+        "stack",
+        property(lambda self: SimpleNamespace(docker=SimpleNamespace(compose=compose))),
+    )
+
+    code = cli.main(["--env-file", str(valid_env_file), "logs", "x; echo INJECTED"])
+
+    assert code == ExitCode.USAGE
+    assert one_line(capsys.readouterr().err) == (
+        "airflow-ha: error: no service 'x; echo INJECTED'; the services are: lb, scheduler"
+    )
+    assert followed == []
+    assert cli.main(["--env-file", str(valid_env_file), "logs", "lb", "--no-follow"]) == 0
+    assert followed == [{"services": ["lb"], "tail": "100", "follow": False, "stream": True}]

@@ -6,7 +6,7 @@ from pathlib import Path
 from airflow_ha.argtypes import output_file
 from airflow_ha.console import Progress
 from airflow_ha.context import Context
-from airflow_ha.dag_check import DagCheck, format_check, run_check
+from airflow_ha.dag_check import DagCheck, check_folder, format_check, run_check
 from airflow_ha.errors import VerificationError
 from airflow_ha.images import ImageBuilder
 from airflow_ha.junit import dag_check_report
@@ -30,6 +30,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def check_dags(ctx: Context, folder: Path, progress: Progress) -> DagCheck:
     """The Airflow image (built if missing or stale), then one parse of `folder`."""
+    check_folder(folder)  # before a build that may take minutes
     image = ImageBuilder(ctx.docker, ctx.tool_settings, progress).ensure_airflow()
     progress(f"parsing {folder} with Airflow's DagBag in {image} (no network)")
     return run_check(ctx.docker, image, folder)

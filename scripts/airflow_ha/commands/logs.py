@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from airflow_ha.context import Context
+from airflow_ha.errors import UsageError
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -16,6 +17,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     services = [args.service] if args.service else []
+    known = sorted(ctx.stack.docker.compose.config(return_json=True)["services"])
+    if args.service and args.service not in known:
+        raise UsageError(f"no service {args.service!r}; the services are: {', '.join(known)}")
     for _source, chunk in ctx.stack.docker.compose.logs(
         services=services, tail=args.tail, follow=not args.no_follow, stream=True
     ):
