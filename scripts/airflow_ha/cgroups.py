@@ -1,4 +1,4 @@
-"""CPU time and memory of a container, read from its cgroup (v1 or v2).
+"""CPU time, memory and limits of a container, read from its cgroup (v1 or v2).
 
 `docker stats --no-stream` samples one instant and misses short-lived
 processes such as healthchecks; a cgroup's CPU counter accumulates every
@@ -40,6 +40,60 @@ def _stat(text: str) -> dict[str, int]:
         if value.strip().isdigit():
             values[key] = int(value)
     return values
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How close a container is to its limits (None: no limit, or not known)."""
+
+    memory_peak_bytes: int | None  # the most it ever used, page cache included
+    memory_limit_bytes: int | None
+    oom_kills: int  # processes the kernel killed for reaching the memory limit
+    pids: int  # processes and threads now
+    pids_limit: int | None
+
+
+# cgroup v1 writes "no limit" as the largest page-aligned 63-bit number.
+_V1_UNLIMITED = 1 << 62
+
+
+def _limit(text: str) -> int | None:
+    value = text.strip()
+    if value == "max":
+        return None
+    number = int(value)
+    return None if number >= _V1_UNLIMITED else number
+
+
+def _optional(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
+
+
+def read_bounds(pid: int, root: Path = CGROUP_ROOT, proc: Path = Path("/proc")) -> Bounds:
+    """Memory peak and limit, OOM kills, and process count and limit of the cgroup
+    that process `pid` is in."""
+    try:
+        paths = cgroup_paths((proc / str(pid) / "cgroup").read_text())
+        if "memory" in paths:  # v1
+            memory = root / "memory" / paths["memory"].lstrip("/")
+            pids = root / "pids" / paths["pids"].lstrip("/")
+            peak: int | None = int((memory / "memory.max_usage_in_bytes").read_text())
+            limit = _limit((memory / "memory.limit_in_bytes").read_text())
+            events = _stat((memory / "memory.oom_control").read_text())
+        else:  # v2; memory.peak is there from Linux 5.19
+            memory = pids = root / paths[""].lstrip("/")
+            peak_text = _optional(memory / "memory.peak")
+            peak = int(peak_text) if peak_text else None
+            limit = _limit((memory / "memory.max").read_text())
+            events = _stat((memory / "memory.events").read_text())
+        count = int((pids / "pids.current").read_text())
+        pids_limit = _limit((pids / "pids.max").read_text())
+    except (OSError, KeyError, ValueError) as error:
+        raise ClusterError(
+            f"cannot read the cgroup of process {pid} under {root} ({error}): "
+            "run this on the Docker host"
+        ) from None
+    return Bounds(peak, limit, events.get("oom_kill", 0), count, pids_limit)
 
 
 def read_usage(pid: int, root: Path = CGROUP_ROOT, proc: Path = Path("/proc")) -> Usage:

@@ -10,7 +10,7 @@ from pathlib import Path
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 
-from airflow_ha.cgroups import Usage, read_usage
+from airflow_ha.cgroups import Bounds, Usage, read_bounds, read_usage
 from airflow_ha.docker_host import compose_client
 from airflow_ha.errors import ClusterError, ConfigError, TimeoutExpiredError
 from airflow_ha.settings import Settings
@@ -227,6 +227,16 @@ class Stack:
                 service = (container.config.labels or {}).get(SERVICE_LABEL, "?")
                 usage[container.name] = (service, read_usage(container.state.pid))
         return usage
+
+    def cgroup_bounds(self) -> dict[str, tuple[str, Usage, Bounds]]:
+        """Container name -> (service, usage, limits) of every running container."""
+        found = {}
+        for container in self.docker.compose.ps():
+            if container.state.running and container.state.pid:
+                service = (container.config.labels or {}).get(SERVICE_LABEL, "?")
+                pid = container.state.pid
+                found[container.name] = (service, read_usage(pid), read_bounds(pid))
+        return found
 
     def require_running(self) -> None:
         if not any(s.state == "running" for s in self.services()):
