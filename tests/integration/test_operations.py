@@ -1,12 +1,19 @@
-"""Operating the cluster: what `docker inspect` says about every container."""
+"""Operating the cluster: log rotation and limits as `docker inspect` and the
+cgroups show them, and a task that eats memory killed without harming anything else."""
+
+import textwrap
+import uuid
 
 import pytest
+
+from airflow_ha.verify import run_dags, wait_for_dags
 
 from .conftest import Cluster
 
 pytestmark = pytest.mark.integration
 
 ROTATION = ("json-file", {"max-size": "10m", "max-file": "3"})
+GIB = 1024**3
 
 
 def test_every_container_rotates_its_logs(cluster: Cluster) -> None:
@@ -17,3 +24,69 @@ def test_every_container_rotates_its_logs(cluster: Cluster) -> None:
         for c in containers
     }
     assert {name: how for name, how in logging.items() if how != ROTATION} == {}
+
+
+def test_every_container_has_a_memory_and_a_process_limit(cluster: Cluster) -> None:
+    limits = {
+        name: (service, bounds.memory_limit_bytes, bounds.pids_limit)
+        for name, (service, _, bounds) in cluster.stack.cgroup_bounds().items()
+    }
+    assert len(limits) >= 10
+    unlimited = {name: seen for name, seen in limits.items() if None in seen}
+    assert unlimited == {}
+    by_service = {service: memory for service, memory, _ in limits.values()}
+    assert by_service["worker"] == 2 * GIB
+    assert by_service["worker-heavy"] == 4 * GIB
+    assert by_service["mysql"] == 1.5 * GIB
+
+
+def test_mysql_is_the_kernels_last_choice(cluster: Cluster) -> None:
+    [mysql] = [c for c in cluster.stack.docker.compose.ps() if c.name.endswith("-mysql-1")]
+    assert mysql.host_config.oom_score_adj == -500
+
+
+def test_a_task_that_eats_memory_is_killed_and_nothing_else(cluster: Cluster) -> None:
+    dag_id = f"memory_hog_{uuid.uuid4().hex[:6]}"
+    dag_file = cluster.dags_dir / f"{dag_id}.py"
+    dag_file.write_text(
+        textwrap.dedent(
+            f"""
+            from datetime import datetime
+            from airflow.sdk import dag, task
+
+            @dag(dag_id="{dag_id}", schedule=None, start_date=datetime(2026, 1, 1))
+            def memory_hog():
+                @task(retries=0)
+                def eat():
+                    eaten = []
+                    while True:  # 64 MiB at a time, each page written, without bound
+                        eaten.append(b"x" * (64 << 20))
+                eat()
+
+            memory_hog()
+            """
+        )
+    )
+    dag_file.chmod(0o644)
+    wait_for_dags(cluster.client, [dag_id], 90, print)
+    before = {
+        name: (service, bounds.oom_kills)
+        for name, (service, _, bounds) in cluster.stack.cgroup_bounds().items()
+    }
+    started = {c.name: (c.id, str(c.state.started_at)) for c in cluster.stack.docker.compose.ps()}
+
+    [run] = run_dags(cluster.client, [dag_id], timeout=300, log=print)
+
+    assert run.state == "failed", run
+    after = cluster.stack.cgroup_bounds()
+    killed = {name for name, (_, kills) in before.items() if after[name][2].oom_kills > kills}
+    [task] = run.tasks
+    [worker] = [name for name in killed if before[name][0] == "worker"]
+    assert killed == {worker}, killed  # OOM kills in that worker only
+    assert task.hostname == cluster.stack.docker.container.inspect(worker).config.hostname
+    # Every container still runs, none restarted: the kernel killed the task's process.
+    assert {c.name: (c.id, str(c.state.started_at)) for c in cluster.stack.docker.compose.ps()} == (
+        started
+    )
+    [again] = run_dags(cluster.client, ["example_queues"], timeout=300, log=print)
+    assert again.state == "success", again
