@@ -22,6 +22,7 @@ from airflow_ha.settings import Settings, load_settings
 from airflow_ha.stack import Stack
 
 UP_TIMEOUT_SECONDS = 900
+RESOURCES_REPORT = STATE_DIR / "test-resources.txt"
 BENCH_DAGS_DIR = REPO_ROOT / "bench" / "dags"
 
 
@@ -104,5 +105,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         )
         yield Cluster(env_file, dags_dir, settings, stack, client)
     finally:
+        # Memory peaks after every test's workload, for sizing the limits (README,
+        # "Operations"); containers restarted by a test show their peak since then.
+        RESOURCES_REPORT.parent.mkdir(parents=True, exist_ok=True)
+        RESOURCES_REPORT.write_text(run_cli(env_file, "resources").stdout)
         Stack(settings, [env_file]).down(remove_volumes=True)
         shutil.rmtree(STATE_DIR / project, ignore_errors=True)
