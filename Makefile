@@ -1,6 +1,6 @@
 # Front door of the Airflow HA cluster: thin targets over the `airflow-ha` CLI
 # (scripts/airflow_ha). Every target first makes the scripts' virtualenv.
-#   make up | down | status | resources | logs [SERVICE=x] | verify [DAG=id] | credentials
+#   make up | down | status | resources | maintenance | logs [SERVICE=x] | verify [DAG=id] | credentials
 #   make verify [DAG="id ..."] [JUNIT=file] [JSON=file]   run DAGs on this cluster, report each task
 #   make check-dags [DAGS_DIR=path] [JUNIT=file]   import every DAG file in seconds, no cluster
 #   make smoke DAGS_DIR=path [DAG="id ..."] [TOPOLOGY=single|ha] [CONF=file.json] [JUNIT=file] [JSON=file]
@@ -28,7 +28,7 @@ VENV := .venv
 CLI := $(VENV)/bin/airflow-ha
 STAMP := $(VENV)/.installed
 
-.PHONY: test-examples host-tools check-dags smoke lab-list lab-check lab-solve lab-ssh-up lab-ssh-down users-add users-list users-remove up down clean status resources scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
+.PHONY: test-examples host-tools check-dags smoke lab-list lab-check lab-solve lab-ssh-up lab-ssh-down users-add users-list users-remove up down clean status resources maintenance scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ status: $(STAMP)
 
 resources: $(STAMP)
 	$(CLI) resources
+
+maintenance: $(STAMP)
+	$(CLI) maintenance
 
 scale: $(STAMP)
 	$(CLI) scale $(call q,$(WORKERS)) $(if $(QUEUE),--queue $(call q,$(QUEUE))) $(if $(filter yes,$(FORCE)),--force)

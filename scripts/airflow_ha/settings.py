@@ -145,6 +145,13 @@ class Settings(BaseModel):
     airflow_load_examples: Literal["true", "false"] = Field(
         default="false", alias="AIRFLOW_LOAD_EXAMPLES"
     )
+    # Optional, as above.
+    airflow_log_retention_days: int = Field(
+        default=30, alias="AIRFLOW_LOG_RETENTION_DAYS", ge=1, le=3650
+    )
+    airflow_db_retention_days: int = Field(
+        default=90, alias="AIRFLOW_DB_RETENTION_DAYS", ge=1, le=3650
+    )
     airflow_admin_user: Annotated[str, _matching(_USER_NAME, "letters, digits, _ . and -")] = Field(
         alias="AIRFLOW_ADMIN_USER"
     )

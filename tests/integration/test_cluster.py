@@ -48,6 +48,7 @@ def test_every_service_is_healthy(cluster: Cluster) -> None:
     assert containers == {
         "mysql": 1, "redis": 1, "airflow-init": 1, "lb": 1, "dag-processor": 1, "flower": 1,
         "scheduler": 2, "api-server": 2, "triggerer": 2, "worker": 2, "worker-heavy": 1,
+        "maintenance": 1,
     }  # fmt: skip
 
 

@@ -90,3 +90,26 @@ def test_a_task_that_eats_memory_is_killed_and_nothing_else(cluster: Cluster) ->
     )
     [again] = run_dags(cluster.client, ["example_queues"], timeout=300, log=print)
     assert again.state == "success", again
+
+
+def test_maintenance_deletes_old_task_logs_and_cleans_the_database(cluster: Cluster) -> None:
+    [service] = [c for c in cluster.stack.docker.compose.ps() if c.name.endswith("-maintenance-1")]
+    logs = "/opt/airflow/logs"
+    service.execute(
+        [
+            "sh",
+            "-c",
+            f"mkdir -p {logs}/dag_id=gone && echo old > {logs}/dag_id=gone/attempt=1.log"
+            f" && touch -d '40 days ago' {logs}/dag_id=gone/attempt=1.log"
+            f" && echo new > {logs}/kept.log",
+        ]
+    )
+
+    result = cluster.cli("maintenance")
+
+    assert result.code == 0, str(result)
+    assert "maintenance: deleted 1 log file(s)" in result.stdout
+    assert "maintenance: done" in result.stdout  # after `airflow db clean` succeeded
+    left = str(service.execute(["sh", "-c", f"ls {logs}; ls {logs}/dag_id=gone 2>&1 || true"]))
+    assert "kept.log" in left
+    assert "No such file or directory" in left
