@@ -35,9 +35,10 @@ def test_every_container_has_a_memory_and_a_process_limit(cluster: Cluster) -> N
     unlimited = {name: seen for name, seen in limits.items() if None in seen}
     assert unlimited == {}
     by_service = {service: memory for service, memory, _ in limits.values()}
-    assert by_service["worker"] == 2 * GIB
+    assert by_service["api-server"] == 2 * GIB
+    assert by_service["worker"] == 3 * GIB
     assert by_service["worker-heavy"] == 4 * GIB
-    assert by_service["mysql"] == 1.5 * GIB
+    assert by_service["mysql"] == 2 * GIB
 
 
 def test_mysql_is_the_kernels_last_choice(cluster: Cluster) -> None:
