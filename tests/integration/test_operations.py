@@ -41,9 +41,15 @@ def test_every_container_has_a_memory_and_a_process_limit(cluster: Cluster) -> N
     assert by_service["mysql"] == 2 * GIB
 
 
-def test_mysql_is_the_kernels_last_choice(cluster: Cluster) -> None:
-    [mysql] = [c for c in cluster.stack.docker.compose.ps() if c.name.endswith("-mysql-1")]
-    assert mysql.host_config.oom_score_adj == -500
+def test_the_host_kernel_would_kill_tasks_first_and_mysql_last(cluster: Cluster) -> None:
+    scores = {
+        (c.config.labels or {})["com.docker.compose.service"]: c.host_config.oom_score_adj or 0
+        for c in cluster.stack.docker.compose.ps()
+    }
+    assert scores["worker"] == scores["worker-heavy"] == 500
+    assert scores["mysql"] == scores["redis"] == 0
+    airflow = {"api-server", "scheduler", "triggerer", "dag-processor", "flower", "maintenance"}
+    assert {scores[service] for service in airflow} == {200}
 
 
 def test_a_task_that_eats_memory_is_killed_and_nothing_else(cluster: Cluster) -> None:
