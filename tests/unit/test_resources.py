@@ -42,12 +42,12 @@ def test_the_table_in_mib_sorted_by_container() -> None:
     text = resources_table(
         [
             container(name="p-worker-2", limit=None, pids_limit=None),
-            container(oom_kills=1),
+            container(oom_kills=1, peak=1000 * MIB),
         ]
     )
     assert text.splitlines() == [
         "SERVICE  CONTAINER   MEMORY MiB  PEAK MiB  LIMIT MiB  PEAK %  PIDS  PIDS LIMIT  WARNINGS",
-        "worker   p-worker-1  300         500       1024       49%     10    100         "
-        "1 OOM kill(s)",
+        "worker   p-worker-1  300         1000      1024       98%     10    100         "
+        "1 OOM kill(s); memory peak near the limit",
         "worker   p-worker-2  300         500       -          -       10    -           -",
     ]
