@@ -11,6 +11,7 @@ from typing import Any
 
 from zxcvbn import zxcvbn
 
+from airflow_ha.console import table
 from airflow_ha.errors import UsageError
 
 # The CLI's role names and Airflow's built-in FAB roles they stand for.
@@ -85,15 +86,6 @@ class Login:
             last_login=str(user.get("last_login") or "never")[:19].replace("T", " "),
             login_count=int(user.get("login_count") or 0),
         )
-
-
-def table(rows: list[list[str]]) -> str:
-    """Rows as left-aligned columns; the first row is the header."""
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
 
 
 def logins_table(logins: list[Login]) -> str:

@@ -8,6 +8,7 @@ takes one chosen password instead, refused if it is weak.
 import argparse
 import sys
 
+from airflow_ha.console import table
 from airflow_ha.context import Context
 from airflow_ha.errors import ClusterError, UsageError
 from airflow_ha.logins import (
@@ -17,7 +18,6 @@ from airflow_ha.logins import (
     generate_password,
     logins_table,
     password_problem,
-    table,
     user_body,
 )
 
@@ -89,11 +89,11 @@ def run_add(args: argparse.Namespace, ctx: Context) -> int:
         raise ClusterError(
             f"user {', '.join(existing)} exists already: remove it first, or choose another name"
         )
-    rows = [["user", "role", "password"]]
+    rows = [("user", "role", "password")]
     for name in names:
         new_password = password or generate_password()
         client.create_fab_user(user_body(name, role, new_password))
-        rows.append([name, role, "(the one from stdin)" if password else new_password])
+        rows.append((name, role, "(the one from stdin)" if password else new_password))
     print(table(rows))
     if password is None:
         print(
