@@ -438,3 +438,12 @@ def test_an_env_file_that_cannot_be_read_for_another_reason(
     with pytest.raises(ConfigError) as caught:
         load_settings(env_file)
     assert str(caught.value) == f"cannot read {env_file}: Input/output error"
+
+
+def test_a_secret_weak_only_because_it_repeats_the_product_name(
+    valid_values: dict[str, str | None],
+) -> None:
+    # zxcvbn rates it 3 of 4 on its own, 2 with "airflow" as a known word.
+    message = str(config_error({**valid_values, "AIRFLOW_ADMIN_PASSWORD": "airflow-airflow-9k"}))
+    assert message.startswith(f"{SOURCE}: AIRFLOW_ADMIN_PASSWORD is too weak: ")
+    assert "(strength 2 of 4, needs 3)" in message
