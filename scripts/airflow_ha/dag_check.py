@@ -114,8 +114,8 @@ def check_folder(folder: Path) -> None:
 
 
 def run_check(docker: DockerClient, image: str, folder: Path) -> DagCheck:
-    """Parse `folder` in a container of `image` with no network, removed afterwards."""
-    check_folder(folder)
+    """Parse `folder` (checked by `check_folder` first) in a container of `image` with
+    no network, removed afterwards."""
     try:
         output = docker.run(
             image,
