@@ -13,6 +13,8 @@
 #   make bench [JSON=file] [PROFILE=ha] [STAGE=idle] [RUNS=3]   this cluster against Airflow's
 #                              defaults, side by side: idle CPU, memory, tasks/s, latency, contention
 #   make bench-scaling [JSON=file]   scaling figures: registration, tasks/s per pool size, drain wait
+#   make backup [DIR=path]     dump the metadata database to backups/ (the cluster keeps running)
+#   make restore FILE=path [FORCE=yes]   put a backup back (also after clean), then start
 #   make clean CONFIRM=yes     delete the cluster's volumes
 #   make test                  lint, type checks, unit and integration tests
 #   make unit-test             the tests that need no Docker
@@ -28,7 +30,7 @@ VENV := .venv
 CLI := $(VENV)/bin/airflow-ha
 STAMP := $(VENV)/.installed
 
-.PHONY: test-examples host-tools check-dags smoke lab-list lab-check lab-solve lab-ssh-up lab-ssh-down users-add users-list users-remove up down clean status resources maintenance scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
+.PHONY: test-examples host-tools check-dags smoke lab-list lab-check lab-solve lab-ssh-up lab-ssh-down users-add users-list users-remove up down clean backup restore status resources maintenance scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +59,12 @@ resources: $(STAMP)
 
 maintenance: $(STAMP)
 	$(CLI) maintenance
+
+backup: $(STAMP)
+	$(CLI) backup $(if $(DIR),--dir $(call q,$(DIR)))
+
+restore: host-tools $(STAMP)
+	$(CLI) restore $(call q,$(FILE)) $(if $(filter yes,$(FORCE)),--force)
 
 scale: $(STAMP)
 	$(CLI) scale $(call q,$(WORKERS)) $(if $(QUEUE),--queue $(call q,$(QUEUE))) $(if $(filter yes,$(FORCE)),--force)

@@ -10,6 +10,7 @@ from typing import NoReturn
 from python_on_whales.exceptions import DockerException
 
 from airflow_ha.commands import (
+    backup,
     bench,
     bench_scaling,
     build,
@@ -22,6 +23,7 @@ from airflow_ha.commands import (
     logs,
     maintenance,
     resources,
+    restore,
     scale,
     smoke,
     status,
@@ -40,6 +42,8 @@ COMMANDS = (
     status,
     resources,
     maintenance,
+    backup,
+    restore,
     scale,
     logs,
     verify,

@@ -2,7 +2,7 @@
 
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -172,12 +172,18 @@ class Stack:
             self.docker.compose.unpause()
         self.docker.compose.up(detach=True, no_build=True, remove_orphans=True, quiet=quiet)
 
-    def wait_healthy(self, timeout: float, progress: Callable[[str], None]) -> list[ServiceState]:
-        """Wait until every container is healthy (one-shots: exited 0), showing changes."""
+    def wait_healthy(
+        self,
+        timeout: float,
+        progress: Callable[[str], None],
+        services: Collection[str] = (),
+    ) -> list[ServiceState]:
+        """Wait until every container (of `services`, if given) is healthy
+        (one-shots: exited 0), showing changes."""
         deadline = time.monotonic() + timeout
         seen: dict[str, str] = {}
         while True:
-            states = self.services()
+            states = [s for s in self.services() if not services or s.service in services]
             for state in states:
                 if seen.get(state.container) != state.label:
                     seen[state.container] = state.label

@@ -1,6 +1,7 @@
 """Bad input against the real CLI, next to a running cluster: each one exits non-zero
 with one line on stderr and no traceback, and changes no file and no container."""
 
+import gzip
 import hashlib
 import os
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_ha.backups import Manifest, fernet_fingerprint
 from airflow_ha.errors import ExitCode
 from airflow_ha.paths import REPO_ROOT, STATE_DIR
 
@@ -97,6 +99,18 @@ def cases(tmp: Path, admin: str) -> list[Case]:
              "is the admin of .env"),
         Case("remove a user that does not exist", ("users", "remove", "nobody-here"),
              ExitCode.FAILED, "no such user: nobody-here"),
+        Case("restore without a file", ("restore", ""), ExitCode.USAGE, "no backup file named"),
+        Case("restore a missing file", ("restore", str(tmp / "nope.sql.gz")), ExitCode.FAILED,
+             "does not exist"),
+        Case("restore a folder", ("restore", str(tmp)), ExitCode.FAILED, "is a folder"),
+        Case("restore a file that is not gzip", ("restore", str(tmp / "latin1.env")),
+             ExitCode.FAILED, "not a complete gzip file"),
+        Case("restore a cut-off dump", ("restore", str(tmp / "cut.sql.gz")), ExitCode.FAILED,
+             "an incomplete dump"),
+        Case("restore with another Fernet key", ("restore", str(tmp / "other-key.sql.gz")),
+             ExitCode.FAILED, "put the key of that time back in .env"),
+        Case("backup into a file", ("backup", "--dir", str(tmp / "latin1.env")),
+             ExitCode.FAILED, "is not a folder"),
     ]  # fmt: skip
 
 
@@ -132,6 +146,10 @@ def workdir(tmp_path: Path) -> Path:
     private.mkdir()
     (private / "secret.py").write_text("")
     (private / "secret.py").chmod(0o600)
+    dump = b"CREATE TABLE `dag_run` (\n"
+    (tmp_path / "cut.sql.gz").write_bytes(gzip.compress(dump))
+    other_key = Manifest("2026-01-01T00:00:00+00:00", "p", fernet_fingerprint("other"), "x")
+    (tmp_path / "other-key.sql.gz").write_bytes(gzip.compress(dump + other_key.trailer()))
     return tmp_path
 
 

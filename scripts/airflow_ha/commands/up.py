@@ -24,8 +24,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser.set_defaults(run=run)
 
 
-def start(ctx: Context, timeout: float, progress: Progress) -> Stack:
-    """Build what is missing, start the project and wait until every container is healthy."""
+def start(ctx: Context, timeout: float, progress: Progress, build: bool = True) -> Stack:
+    """Build what is missing (unless the caller just did), start the project and
+    wait until every container is healthy."""
     settings = ctx.settings
     # Unreadable DAG files would vanish quietly from the cluster.
     problem = unreadable_problem(ctx.default_dags_dir())
@@ -41,8 +42,9 @@ def start(ctx: Context, timeout: float, progress: Progress) -> Stack:
     if scaled:
         sizes = ", ".join(f"{service} {count}" for service, count in sorted(scaled.items()))
         progress(f"keeping the worker pool sizes set by `scale`: {sizes} (`clean` resets them)")
-    progress("images")
-    ctx.build_images(progress)
+    if build:
+        progress("images")
+        ctx.build_images(progress)
     stack = ctx.stack  # a new stack that reads the image names just resolved
     progress(f"starting project {stack.project}")
     stack.up()
