@@ -59,7 +59,7 @@ class Manifest:
     format: int = FORMAT
 
     def trailer(self) -> bytes:
-        return TRAILER_PREFIX + json.dumps(asdict(self), sort_keys=True).encode() + b"\n"
+        return TRAILER_PREFIX + json.dumps(asdict(self)).encode() + b"\n"
 
     @classmethod
     def from_trailer(cls, line: bytes) -> "Manifest":

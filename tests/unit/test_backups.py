@@ -1,6 +1,7 @@
 """backups.py: what a backup file holds, and when a restore is refused."""
 
 import gzip
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -68,6 +69,12 @@ def test_rows_are_counted_per_table_including_empty_tables() -> None:
     assert counter.alembic_revision == "a3c7f2d1e4b5"
 
 
+def test_rows_count_without_a_create_table_and_no_revision_is_empty() -> None:
+    counter = counted(b"INSERT INTO `log` VALUES (1);\nINSERT INTO `log` VALUES (2);\n")
+    assert counter.rows == {"log": 2}
+    assert counter.alembic_revision == ""
+
+
 def test_an_insert_inside_a_value_is_not_a_row() -> None:
     # The first dag_run row quotes an INSERT into `variable`: still no variable row.
     assert counted(DUMP).rows["variable"] == 0
@@ -86,13 +93,15 @@ def test_the_manifest_round_trips_through_its_trailer_line() -> None:
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
-        (b"-- Dump completed on 2026-12-02\n", "incomplete dump"),
-        (TRAILER_PREFIX + b"{not json\n", "not JSON"),
-        (TRAILER_PREFIX + b'{"format": 2}\n', "not of format 1"),
-        (TRAILER_PREFIX + b"[1]\n", "not of format 1"),
-        (TRAILER_PREFIX + b'{"format": 1, "created": "x"}\n', "does not match"),
+        (b"-- Dump completed on 2026-12-02\n",
+         "^it does not end with the backup's manifest: an incomplete dump$"),
+        (TRAILER_PREFIX + b"{not json\n", "^its manifest is not JSON$"),
+        (TRAILER_PREFIX + b'{"format": 2}\n', "^its manifest is not of format 1$"),
+        (TRAILER_PREFIX + b"[1]\n", "^its manifest is not of format 1$"),
+        (TRAILER_PREFIX + b'{"format": 1, "created": "x"}\n',
+         "^its manifest does not match format 1: .*missing"),
     ],
-)
+)  # fmt: skip
 def test_a_bad_trailer_is_refused_with_its_reason(line: bytes, reason: str) -> None:
     with pytest.raises(BadBackupError, match=reason):
         Manifest.from_trailer(line)
@@ -103,6 +112,17 @@ def test_the_fingerprint_tells_keys_apart_without_showing_them() -> None:
     assert fernet_fingerprint(KEY) != fernet_fingerprint(OTHER_KEY)
     assert len(fernet_fingerprint(KEY)) == 16
     assert fernet_fingerprint(KEY) not in KEY
+
+
+def test_names_are_in_utc_whatever_the_local_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        taken = datetime(2026, 12, 2, 14, 0, 0, tzinfo=UTC)
+        assert backup_name("p", taken) == "p-20261202T140000Z.sql.gz"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_names_sort_by_time_in_utc() -> None:
@@ -118,17 +138,20 @@ def test_a_restore_with_the_same_key_and_no_active_run_may_go_on() -> None:
 
 def test_another_fernet_key_is_refused_even_with_force() -> None:
     problems = restore_problems(manifest(), OTHER_KEY, 0, force=True)
-    assert len(problems) == 1
-    assert fernet_fingerprint(KEY) in problems[0]
-    assert fernet_fingerprint(OTHER_KEY) in problems[0]
+    assert problems == [
+        f"it was taken with Fernet key {fernet_fingerprint(KEY)}, and AIRFLOW_FERNET_KEY "
+        f"in .env is {fernet_fingerprint(OTHER_KEY)}: its connections and variables could "
+        "not be decrypted; put the key of that time back in .env"
+    ]
     assert OTHER_KEY not in problems[0]
 
 
 def test_active_runs_are_refused_unless_forced() -> None:
     problems = restore_problems(manifest(), KEY, 1, force=False)
-    assert len(problems) == 1
-    assert "1 DAG run(s)" in problems[0]
-    assert "--force" in problems[0]
+    assert problems == [
+        "1 DAG run(s) are queued or running and would be lost: let them finish, "
+        "or restore with --force (make restore FORCE=yes)"
+    ]
     assert restore_problems(manifest(), KEY, 3, force=True) == []
 
 
