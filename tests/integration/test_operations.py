@@ -1,10 +1,12 @@
 """Operating the cluster: log rotation and limits as `docker inspect` and the
 cgroups show them, and a task that eats memory killed without harming anything else."""
 
+import subprocess
 import textwrap
 import uuid
 
 import pytest
+from python_on_whales import Container
 
 from airflow_ha.verify import run_dags, wait_for_dags
 
@@ -50,6 +52,48 @@ def test_the_host_kernel_would_kill_tasks_first_and_mysql_last(cluster: Cluster)
     assert scores["mysql"] == scores["redis"] == 0
     airflow = {"api-server", "scheduler", "triggerer", "dag-processor", "flower", "maintenance"}
     assert {scores[service] for service in airflow} == {200}
+
+
+# Lab 10's SSH server stands for a remote machine the cluster reaches; sshd
+# needs root to switch to the logged-in user, so it is not hardened.
+LAB_SERVICES = {"ssh-target"}
+
+
+def cluster_containers(cluster: Cluster, all: bool = False) -> list[Container]:
+    return [
+        c
+        for c in cluster.stack.docker.compose.ps(all=all)
+        if (c.config.labels or {}).get("com.docker.compose.service") not in LAB_SERVICES
+    ]
+
+
+def test_every_container_is_hardened(cluster: Cluster) -> None:
+    containers = cluster_containers(cluster, all=True)
+    assert len(containers) >= 11
+    weaker = {
+        c.name: (hc.cap_drop, hc.cap_add, hc.security_opt, hc.readonly_rootfs)
+        for c in containers
+        for hc in [c.host_config]
+        if hc.cap_drop != ["ALL"]
+        or hc.cap_add
+        or "no-new-privileges:true" not in (hc.security_opt or [])
+        or not hc.readonly_rootfs
+    }
+    assert weaker == {}
+
+
+def test_no_process_of_the_cluster_runs_as_root(cluster: Cluster) -> None:
+    processes: dict[str, list[list[str]]] = {}
+    for container in cluster_containers(cluster):
+        top = subprocess.run(
+            ["docker", "top", container.name, "-eo", "pid,uid,args"],
+            capture_output=True, text=True, check=True,
+        ).stdout.splitlines()[1:]  # fmt: skip
+        processes[container.name] = [line.split(None, 2) for line in top]
+    assert len(processes) >= 10
+    assert all(processes.values())  # docker top saw each one's processes
+    as_root = {name: [p for p in seen if p[1] == "0"] for name, seen in processes.items()}
+    assert {name: seen for name, seen in as_root.items() if seen} == {}
 
 
 def test_a_task_that_eats_memory_is_killed_and_nothing_else(cluster: Cluster) -> None:
