@@ -20,6 +20,17 @@ server_args=(--user=mysql --datadir="$DATADIR" "$@")
 
 sql_escape() { printf '%s' "${1//\'/\'\'}"; }
 
+# VAR_FILE names a file holding VAR's value (Compose secrets), as with the
+# official image; VAR itself wins if both are set.
+file_env() {
+  local var=$1 file_var="${1}_FILE"
+  if [ -z "${!var:-}" ] && [ -n "${!file_var:-}" ]; then
+    export "$var=$(cat "${!file_var}")"
+  fi
+}
+file_env MYSQL_ROOT_PASSWORD
+file_env MYSQL_PASSWORD
+
 initialise() {
   : "${MYSQL_ROOT_PASSWORD:?MYSQL_ROOT_PASSWORD must be set to initialise the database}"
   log "initialising a new data directory"
@@ -49,11 +60,11 @@ initialise() {
   } | mysql --socket="$SOCKET" -uroot
   for script in /docker-entrypoint-initdb.d/*; do
     case "$script" in
-      *.sql) log "running $script"; mysql --socket="$SOCKET" -uroot -p"$MYSQL_ROOT_PASSWORD" "${MYSQL_DATABASE:-}" < "$script" ;;
+      *.sql) log "running $script"; MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysql --socket="$SOCKET" -uroot "${MYSQL_DATABASE:-}" < "$script" ;;
       *.sh) log "running $script"; . "$script" ;;
     esac
   done
-  mysqladmin --socket="$SOCKET" -uroot -p"$MYSQL_ROOT_PASSWORD" shutdown
+  MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysqladmin --socket="$SOCKET" -uroot shutdown
   wait "$pid" || true
   log "initialisation done"
 }

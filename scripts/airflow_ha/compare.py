@@ -15,6 +15,7 @@ memory); `healthchecks` (CPU per run of each service's healthcheck); `chain`
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -41,6 +42,7 @@ from airflow_ha.context import Context, replica_variable
 from airflow_ha.errors import ClusterError, TimeoutExpiredError
 from airflow_ha.paths import ENV_EXAMPLE
 from airflow_ha.profiles import Profile
+from airflow_ha.secret_files import secret_values, secrets_dir, write_secret_files
 from airflow_ha.settings import SECRET_KEYS, Settings, parse_settings
 from airflow_ha.stack import SERVICE_LABEL, Stack
 from airflow_ha.verify import RunResult, retried, run_dags, wait_for_dags
@@ -135,6 +137,9 @@ class BenchCluster:
         self.env_file.parent.mkdir(parents=True, exist_ok=True)
         self.env_file.touch(mode=0o600)
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        write_secret_files(
+            secrets_dir(self.settings.compose_project_name), secret_values(self.settings)
+        )
         self.stack = Stack(self.settings, [self.env_file], profile.overrides, profile.api_service)
 
     def up(self) -> AirflowClient:
@@ -152,6 +157,7 @@ class BenchCluster:
         self.log(f"{self.profile.name}: removing project {self.stack.project}")
         self.stack.down(remove_volumes=True, quiet=True)
         self.env_file.unlink(missing_ok=True)
+        shutil.rmtree(secrets_dir(self.settings.compose_project_name).parent, ignore_errors=True)
 
 
 def _one_run(

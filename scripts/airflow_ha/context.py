@@ -20,6 +20,7 @@ from airflow_ha.flower_api import FlowerClient
 from airflow_ha.images import ImageBuilder, ResolvedImages
 from airflow_ha.paths import DEFAULT_ENV_FILE, ENV_EXAMPLE, HAPROXY_CONFIG, REPO_ROOT, STATE_DIR
 from airflow_ha.pools import MAX_WORKERS_PER_POOL, POOLS
+from airflow_ha.secret_files import secret_values, secrets_dir, write_secret_files
 from airflow_ha.settings import Settings, load_settings, parse_settings
 from airflow_ha.stack import Stack
 
@@ -156,6 +157,9 @@ class Context:
             :16
         ]
         self._write_derived(values)
+        write_secret_files(
+            secrets_dir(self.settings.compose_project_name), secret_values(self.settings)
+        )
 
     def _write_derived(self, values: dict[str, str]) -> None:
         self.derived_env_file.parent.mkdir(parents=True, exist_ok=True)

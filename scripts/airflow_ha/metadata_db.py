@@ -1,7 +1,7 @@
 """The metadata database in the project's mysql container: dump, load, count.
 
 Every command runs inside that container, as MySQL's root with the password
-from the container's own environment, so no password passes through this
+from the container's own secret file, so no password passes through this
 process or appears in a command line.
 """
 
@@ -20,9 +20,10 @@ from python_on_whales import Container, DockerClient
 
 from airflow_ha.backups import BadBackupError, Manifest, RowCounter
 from airflow_ha.errors import ClusterError
+from airflow_ha.secret_files import SECRETS_MOUNT
 
 DATABASE = "airflow"
-_AS_ROOT = 'MYSQL_PWD="$MYSQL_ROOT_PASSWORD" exec'
+_AS_ROOT = f'MYSQL_PWD="$(cat {SECRETS_MOUNT}/mysql_root_password)" exec'
 # --single-transaction: one consistent snapshot while Airflow keeps writing
 # (InnoDB), without locking tables. --skip-extended-insert: a line per row.
 DUMP = (

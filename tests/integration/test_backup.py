@@ -43,7 +43,9 @@ def container_starts(cluster: Cluster) -> dict[str, object]:
 def connection_password(cluster: Cluster, conn_id: str) -> str:
     """Decrypted by Airflow itself, with the Fernet key of the running cluster."""
     output = cluster.stack.docker.compose.execute(
-        "scheduler", ["airflow", "connections", "get", conn_id, "-o", "json"], tty=False
+        "scheduler",
+        ["airflow-entrypoint", "airflow", "connections", "get", conn_id, "-o", "json"],
+        tty=False,
     )
     [connection] = json.loads(str(output)[str(output).index("[") :])
     return str(connection["password"])

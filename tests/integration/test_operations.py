@@ -1,13 +1,16 @@
 """Operating the cluster: log rotation and limits as `docker inspect` and the
 cgroups show them, and a task that eats memory killed without harming anything else."""
 
+import json
 import subprocess
 import textwrap
 import uuid
 
 import pytest
+from dotenv import dotenv_values
 from python_on_whales import Container
 
+from airflow_ha.settings import SECRET_KEYS
 from airflow_ha.verify import run_dags, wait_for_dags
 
 from .conftest import Cluster
@@ -94,6 +97,64 @@ def test_no_process_of_the_cluster_runs_as_root(cluster: Cluster) -> None:
     assert all(processes.values())  # docker top saw each one's processes
     as_root = {name: [p for p in seen if p[1] == "0"] for name, seen in processes.items()}
     assert {name: seen for name, seen in as_root.items() if seen} == {}
+
+
+def secret_values_of(cluster: Cluster) -> dict[str, str]:
+    values = dotenv_values(cluster.env_file)
+    return {key: str(values[key]) for key in SECRET_KEYS}
+
+
+def test_no_secret_is_in_docker_inspect(cluster: Cluster) -> None:
+    secrets = secret_values_of(cluster)
+    containers = cluster.stack.docker.compose.ps(all=True)
+    assert len(containers) >= 11
+    shown = {}
+    for container in containers:
+        config = container.config
+        text = json.dumps([config.env, config.cmd, config.entrypoint, config.labels])
+        shown[container.name] = sorted(key for key, value in secrets.items() if value in text)
+    assert {name: keys for name, keys in shown.items() if keys} == {}
+
+
+# Task code on a worker must find none of these: with them it could read every
+# connection in the database, or sign itself an API token or a UI session.
+NOT_ON_WORKERS = (
+    "MYSQL_ROOT_PASSWORD",
+    "MYSQL_PASSWORD",
+    "AIRFLOW_FERNET_KEY",
+    "AIRFLOW_JWT_SECRET",
+    "AIRFLOW_API_SECRET_KEY",
+    "AIRFLOW_ADMIN_PASSWORD",
+    "FLOWER_PASSWORD",
+)
+# What a task can read as the worker's user: the secret files and every
+# process's environment (the worker's own included).
+READABLE_BY_A_TASK = "cat /run/secrets/* /proc/[0-9]*/environ 2>/dev/null; env; true"
+
+
+def test_a_task_on_a_worker_can_read_no_database_password_or_key(cluster: Cluster) -> None:
+    secrets = secret_values_of(cluster)
+    workers = [
+        c
+        for c in cluster.stack.docker.compose.ps()
+        if (c.config.labels or {}).get("com.docker.compose.service") in ("worker", "worker-heavy")
+    ]
+    assert len(workers) >= 2
+    for worker in workers:
+        readable = str(worker.execute(["sh", "-c", READABLE_BY_A_TASK]))
+        # The broker's password is there (the worker needs it): the probe sees secrets.
+        assert secrets["REDIS_PASSWORD"] in readable
+        found = [key for key in NOT_ON_WORKERS if secrets[key] in readable]
+        assert found == [], f"{worker.name} exposes {found}"
+
+
+def test_redis_takes_its_password_outside_its_command_line(cluster: Cluster) -> None:
+    [redis] = cluster.stack.docker.compose.ps(services=["redis"])
+    top = subprocess.run(
+        ["docker", "top", redis.name, "-eo", "pid,args"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "redis-server" in top
+    assert secret_values_of(cluster)["REDIS_PASSWORD"] not in top
 
 
 def test_a_task_that_eats_memory_is_killed_and_nothing_else(cluster: Cluster) -> None:

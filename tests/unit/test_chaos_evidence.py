@@ -14,6 +14,7 @@ from python_on_whales.exceptions import DockerException
 from airflow_ha.chaos import evidence
 from airflow_ha.chaos.evidence import ContainerMark, Restart
 from airflow_ha.chaos.workload import DAG_ID
+from airflow_ha.secret_files import SECRETS_MOUNT
 from airflow_ha.stack import LOG_LINES_ON_FAILURE
 
 from .chaos_fakes import (
@@ -252,13 +253,14 @@ for name, rows in json.loads((here / "answers.json").read_text()):
         sys.stdout.write(rows)
         break
 """
-PASSWORDS = {"MYSQL_PASSWORD": "airflow-secret", "MYSQL_ROOT_PASSWORD": "root-secret"}
+PASSWORDS = {"mysql_password": "airflow-secret", "mysql_root_password": "root-secret"}
 
 
 @dataclass
 class FakeMysql:
     """The mysql container: its `sh -c` runs for real, with FAKE_MYSQL as `mysql`
-    and the passwords in its environment, as in the real container."""
+    and the passwords in secret files, as in the real container (there in
+    /run/secrets, here in a folder of the test's)."""
 
     bin: Path
     container: FakeContainer
@@ -273,7 +275,12 @@ class FakeMysql:
         return [json.loads(line) for line in lines]
 
     def run(self, command: list[str]) -> str:
-        env = {**PASSWORDS, "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}"}
+        secrets = self.bin / "secrets"
+        secrets.mkdir(exist_ok=True)
+        for name, value in PASSWORDS.items():
+            (secrets / name).write_text(value)
+        command = [part.replace(SECRETS_MOUNT, str(secrets)) for part in command]
+        env = {"PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}"}
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
         return done.stdout.removesuffix("\n")  # as python-on-whales returns it
 
@@ -303,7 +310,8 @@ def test_deadlock_count_reads_innodbs_counter_as_root_without_the_password_in_th
         "password": "root-secret",
         "args": ["-uroot", "-N", "-B", "airflow", "-e", evidence.DEADLOCKS_SQL],
     }
-    assert all("secret" not in part for part in mysql.container.executed[0])
+    executed = mysql.container.executed[0]
+    assert all(value not in part for value in PASSWORDS.values() for part in executed)
 
 
 def test_deadlock_count_of_an_empty_answer_is_zero(mysql: FakeMysql) -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from python_on_whales import Container
 from python_on_whales.exceptions import DockerException
 
+from airflow_ha.secret_files import SECRETS_MOUNT
 from airflow_ha.stack import LOG_LINES_ON_FAILURE, SERVICE_LABEL, Stack
 
 # InnoDB counts the deadlocks it resolves (a counter enabled by default, reset
@@ -209,14 +210,16 @@ class DockerObserver:
             raise LookupError(f"no running {service} container")
         return running[0]
 
-    def mysql(self, sql: str, user: str = "airflow", password: str = "MYSQL_PASSWORD") -> str:
-        # The password stays inside the container: the client reads MYSQL_PWD.
-        command = f'MYSQL_PWD="${password}" mysql -u{user} -N -B airflow -e {shlex.quote(sql)}'
+    def mysql(self, sql: str, user: str = "airflow", password: str = "mysql_password") -> str:
+        # The password stays inside the container, read from its secret file
+        # into MYSQL_PWD: it is in no command line.
+        secret = f"{SECRETS_MOUNT}/{password}"
+        command = f'MYSQL_PWD="$(cat {secret})" mysql -u{user} -N -B airflow -e {shlex.quote(sql)}'
         return str(self._one("mysql").execute(["sh", "-c", command]))
 
     def deadlock_count(self) -> int:
         """InnoDB's deadlock counter (reading it needs the PROCESS privilege: root)."""
-        return int(self.mysql(DEADLOCKS_SQL, "root", "MYSQL_ROOT_PASSWORD").strip() or 0)
+        return int(self.mysql(DEADLOCKS_SQL, "root", "mysql_root_password").strip() or 0)
 
     def stall_limit(self) -> float:
         return stall_limit(env_of(self._one("scheduler")))

@@ -28,7 +28,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
     # A failing pass ends the stream with a DockerException: its output is shown
     # above, and the CLI names the failed command.
-    output = running[0].execute(["airflow-maintenance", "--once"], stream=True)
+    # Through the entrypoint, which gives it the database's URL from its secret.
+    command = ["airflow-entrypoint", "airflow-maintenance", "--once"]
+    output = running[0].execute(command, stream=True)
     for _source, chunk in cast(Iterable[tuple[str, bytes]], output):
         sys.stdout.write(chunk.decode(errors="replace"))
         sys.stdout.flush()

@@ -17,6 +17,7 @@ from airflow_ha.console import Progress
 from airflow_ha.context import Context
 from airflow_ha.errors import ClusterError
 from airflow_ha.metadata_db import MetadataDb, read_manifest
+from airflow_ha.secret_files import SECRETS_MOUNT
 from airflow_ha.stack import Stack
 
 DATA_SERVICES = ("mysql", "redis")
@@ -54,7 +55,8 @@ def _flush_broker(stack: Stack) -> None:
     queued tasks are sent again after [scheduler] task_queued_timeout)."""
     redis = [c for c in stack.docker.compose.ps(services=["redis"]) if c.state.running]
     if redis:
-        redis[0].execute(["sh", "-c", 'REDISCLI_AUTH="$REDIS_PASSWORD" exec redis-cli FLUSHALL'])
+        auth = f'REDISCLI_AUTH="$(cat {SECRETS_MOUNT}/redis_password)"'
+        redis[0].execute(["sh", "-c", f"{auth} exec redis-cli FLUSHALL"])
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

@@ -1,0 +1,64 @@
+"""The secrets of .env as files for Compose's `secrets:`, one value per file.
+
+Compose mounts each service only the files it needs (compose/docker-compose.yaml
+lists them per service), so no secret is in `docker inspect`, and workers, where
+DAG code runs, get neither the database's password nor the keys that sign
+tokens or decrypt connections. The Airflow image's entrypoint exports each file
+named like a variable as that variable; MySQL and Redis read theirs directly.
+"""
+
+import os
+from pathlib import Path
+
+from airflow_ha.paths import STATE_DIR
+from airflow_ha.settings import Settings
+
+# Where Compose mounts them in a container.
+SECRETS_MOUNT = "/run/secrets"
+# The Celery broker and, since workers must not reach MySQL, the result
+# backend: Redis's databases 0 and 1.
+BROKER_DB = 0
+RESULT_BACKEND_DB = 1
+
+
+def secret_values(settings: Settings) -> dict[str, str]:
+    """File name -> content (no trailing newline: the value exactly)."""
+    mysql_url = f"mysql+mysqldb://airflow:{settings.mysql_password}@mysql:3306/airflow"
+    redis_url = f"redis://:{settings.redis_password}@redis:6379"
+    return {
+        "mysql_root_password": settings.mysql_root_password,
+        "mysql_password": settings.mysql_password,
+        "redis_password": settings.redis_password,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": mysql_url,
+        "AIRFLOW__CELERY__BROKER_URL": f"{redis_url}/{BROKER_DB}",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"{redis_url}/{RESULT_BACKEND_DB}",
+        "AIRFLOW__CORE__FERNET_KEY": settings.airflow_fernet_key,
+        "AIRFLOW__API_AUTH__JWT_SECRET": settings.airflow_jwt_secret,
+        "AIRFLOW__API__SECRET_KEY": settings.airflow_api_secret_key,
+        "AIRFLOW__CELERY__FLOWER_BASIC_AUTH": f"flower:{settings.flower_password}",
+        "AIRFLOW_ADMIN_PASSWORD": settings.airflow_admin_password,
+    }
+
+
+def secrets_dir(project: str) -> Path:
+    """Where they are for a project: compose/docker-compose.yaml reads them there."""
+    return STATE_DIR / project / "secrets"
+
+
+def write_secret_files(directory: Path, values: dict[str, str]) -> None:
+    """Write each value to its file, replacing the old one whole.
+
+    The folder is its owner's only (0700); the files are readable by all
+    (0444), because Compose bind-mounts them with the host's owner and mode
+    and the containers' users (airflow, mysql, redis) are not their owner.
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    for name, value in values.items():
+        partial = directory / f".{name}.partial"
+        partial.unlink(missing_ok=True)  # read-only once written
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(value)
+        partial.chmod(0o444)
+        partial.replace(directory / name)
