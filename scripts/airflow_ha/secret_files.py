@@ -7,7 +7,6 @@ tokens or decrypt connections. The Airflow image's entrypoint exports each file
 named like a variable as that variable; MySQL and Redis read theirs directly.
 """
 
-import os
 from pathlib import Path
 
 from airflow_ha.paths import STATE_DIR
@@ -52,13 +51,11 @@ def write_secret_files(directory: Path, values: dict[str, str]) -> None:
     (0444), because Compose bind-mounts them with the host's owner and mode
     and the containers' users (airflow, mysql, redis) are not their owner.
     """
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    directory.chmod(0o700)
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)  # whatever the umask
     for name, value in values.items():
         partial = directory / f".{name}.partial"
         partial.unlink(missing_ok=True)  # read-only once written
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(value)
+        partial.write_text(value)
         partial.chmod(0o444)
         partial.replace(directory / name)

@@ -1,5 +1,6 @@
 """secret_files.py: one file per secret, exactly the value, private folder."""
 
+import os
 import stat
 from pathlib import Path
 
@@ -47,6 +48,21 @@ def test_files_hold_the_value_exactly_in_a_private_folder(tmp_path: Path) -> Non
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE((folder / "A").stat().st_mode) == 0o444
     assert sorted(p.name for p in folder.iterdir()) == ["A", "B"]
+
+
+def test_modes_do_not_depend_on_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)  # a hardened host's
+    try:
+        write_secret_files(tmp_path / "secrets", {"A": "one"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "secrets" / "A").stat().st_mode) == 0o444
+    old = os.umask(0)
+    try:
+        write_secret_files(tmp_path / "open", {"A": "one"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "open").stat().st_mode) == 0o700
 
 
 def test_a_project_keeps_them_in_its_state_folder() -> None:
