@@ -87,19 +87,26 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if started:
             stack.docker.compose.stop(started)
         raise ClusterError(f"not restoring {args.file}: " + "; ".join(problems))
+    undo = "the database was empty before"
     if db.table_rows():
         safety = take_backup(ctx, db, args.file.resolve().parent, progress, "before-restore")
         progress(f"the database it replaces is saved in {safety.path}")
+        undo = f"the database before it is in {safety.path}: make restore FILE={safety.path}"
     airflow = sorted(already_up - set(DATA_SERVICES))
     if airflow:
         progress(f"stopping {', '.join(airflow)}")
         stack.docker.compose.stop(airflow, timeout=FORCED_STOP_SECONDS if args.force else None)
     progress("loading the backup")
-    db.load(args.file)
+    try:
+        db.load(args.file)
+    except ClusterError as error:
+        raise ClusterError(f"{error}; {undo}", details=error.details) from None
     mismatches = count_mismatches(manifest.rows, db.table_rows())
     if mismatches:
         raise ClusterError(
-            f"the restored database differs from {args.file}: " + "; ".join(mismatches[:5])
+            f"the restored database differs from {args.file}: "
+            + "; ".join(mismatches[:5])
+            + f"; {undo}"
         )
     progress(f"{manifest.total_rows} rows in {len(manifest.rows)} tables, as in the backup")
     _flush_broker(stack)
