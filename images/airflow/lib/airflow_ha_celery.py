@@ -1,4 +1,4 @@
-"""Celery configuration of the workers: Airflow's own, plus a liveness file.
+"""Celery configuration of the workers: Airflow's own, retried result writes, a liveness file.
 
 Selected by AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=airflow_ha_celery.CELERY_CONFIG.
 
@@ -21,7 +21,19 @@ from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CON
 from celery import bootsteps
 from celery.signals import celeryd_init
 
-CELERY_CONFIG = DEFAULT_CELERY_CONFIG
+CELERY_CONFIG = {
+    **DEFAULT_CELERY_CONFIG,
+    # The result backend is Redis (workers get no database password). A
+    # worker's pool processes keep their Redis connection between tasks; one
+    # that broke while the worker was cut off failed the next task's first
+    # write (its STARTED state: BrokenPipeError), and Celery then marked that
+    # task failed before it ran (seen after `chaos` worker-partition). Retry
+    # such writes on a new connection, and ping a connection idle for 10 s
+    # before using it.
+    "result_backend_always_retry": True,
+    "result_backend_max_retries": 10,
+    "redis_backend_health_check_interval": 10,
+}
 
 ALIVE_FILE = Path("/tmp/celery-worker-alive")
 TOUCH_EVERY_SECONDS = 5.0
