@@ -1,5 +1,6 @@
-"""Operating the cluster: log rotation and limits as `docker inspect` and the
-cgroups show them, and a task that eats memory killed without harming anything else."""
+"""Operating the cluster: log rotation, limits, hardening and where the secrets
+are, as `docker inspect`, `docker top` and the cgroups show them, and a task
+that eats memory killed without harming anything else."""
 
 import json
 import subprocess
