@@ -12,6 +12,7 @@ from dotenv import dotenv_values
 from python_on_whales import Container
 
 from airflow_ha.settings import SECRET_KEYS
+from airflow_ha.stack import SERVICE_LABEL
 from airflow_ha.verify import run_dags, wait_for_dags
 
 from .conftest import Cluster
@@ -49,7 +50,7 @@ def test_every_container_has_a_memory_and_a_process_limit(cluster: Cluster) -> N
 
 def test_the_host_kernel_would_kill_tasks_first_and_mysql_last(cluster: Cluster) -> None:
     scores = {
-        (c.config.labels or {})["com.docker.compose.service"]: c.host_config.oom_score_adj or 0
+        (c.config.labels or {})[SERVICE_LABEL]: c.host_config.oom_score_adj or 0
         for c in cluster.stack.docker.compose.ps()
     }
     assert scores["worker"] == scores["worker-heavy"] == 500
@@ -67,7 +68,7 @@ def cluster_containers(cluster: Cluster, all: bool = False) -> list[Container]:
     return [
         c
         for c in cluster.stack.docker.compose.ps(all=all)
-        if (c.config.labels or {}).get("com.docker.compose.service") not in LAB_SERVICES
+        if (c.config.labels or {}).get(SERVICE_LABEL) not in LAB_SERVICES
     ]
 
 
@@ -138,7 +139,7 @@ def test_a_task_on_a_worker_can_read_no_database_password_or_key(cluster: Cluste
     workers = [
         c
         for c in cluster.stack.docker.compose.ps()
-        if (c.config.labels or {}).get("com.docker.compose.service") in ("worker", "worker-heavy")
+        if (c.config.labels or {}).get(SERVICE_LABEL) in ("worker", "worker-heavy")
     ]
     assert len(workers) >= 2
     for worker in workers:
