@@ -94,7 +94,7 @@ CHECKS = [
     ("api-server-kill", no_request_failed),
     ("worker-kill", long_task_retried),
     ("triggerer-kill", deferred_task_carried_on),
-    ("redis-restart", died_per_docker),
+    ("redis-outage", died_per_docker),
     ("mysql-restart", died_per_docker),
     ("worker-partition", partitioned_and_back),
 ]

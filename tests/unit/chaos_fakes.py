@@ -69,6 +69,8 @@ class FakeContainer:
     exec_error: Exception | None = None
     restarts: int = 0
     starts: int = 0
+    stops: int = 0
+    stop_error: Exception | None = None
     # What a kill does: the moment the process dies (None: the kill misses).
     dies_at: datetime | None = None
     # What an exec prints, given its command (None: nothing).
@@ -88,6 +90,14 @@ class FakeContainer:
         if self.dies_at is not None:
             self.state.finished_at = self.dies_at
             self.state.started_at = self.dies_at + timedelta(seconds=1)
+
+    def stop(self) -> None:
+        self.stops += 1
+        if self.stop_error is not None:
+            raise self.stop_error
+        self.state.status = "exited"
+        if self.dies_at is not None:
+            self.state.finished_at = self.dies_at
 
     def start(self) -> None:
         self.starts += 1

@@ -231,7 +231,7 @@ def test_runs_the_default_faults_and_prints_the_table(
     capsys: pytest.CaptureFixture[str], fake_runner: FakeRunner, write_env: WriteEnv
 ) -> None:
     env_file = write_env(AIRFLOW_ADMIN_USER="chaos-admin")
-    fake_runner.results = [outcome("scheduler-kill"), outcome("redis-restart")]
+    fake_runner.results = [outcome("scheduler-kill"), outcome("redis-outage")]
 
     assert cli.main(["--env-file", str(env_file), "chaos"]) == 0
 
@@ -241,7 +241,7 @@ def test_runs_the_default_faults_and_prints_the_table(
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:2] == ["FAULT", "TARGET"]
     assert out[1].startswith("scheduler-kill")
-    assert out[2].startswith("redis-restart")
+    assert out[2].startswith("redis-outage")
     assert all(" ok " in line + " " for line in out[1:])
 
 
@@ -290,7 +290,7 @@ def test_a_bad_result_fails_with_one_line_after_the_table_and_the_crash_logs(
 ) -> None:
     crash = Restart("airflow-ha-triggerer-2", "triggerer", "restarted", "Traceback: deadlock")
     fake_runner.results = [
-        outcome("redis-restart", succeeded=2, failed=1),
+        outcome("redis-outage", succeeded=2, failed=1),
         outcome("api-server-kill"),
         outcome("scheduler-kill", back=None),
         outcome("api-server-kill", details={"api_requests": 579, "api_failed": 40}),
@@ -311,7 +311,7 @@ def test_a_bad_result_fails_with_one_line_after_the_table_and_the_crash_logs(
         "Traceback: deadlock",
     ]
     assert one_line(err) == (
-        "airflow-ha: error: redis-restart: 1 failed, 0 stuck of 3 runs; "
+        "airflow-ha: error: redis-outage: 1 failed, 0 stuck of 3 runs; "
         "scheduler-kill: airflow-ha-scheduler-1 not back; "
         "api-server-kill: 40 API requests failed; "
         "mysql-restart: airflow-ha-triggerer-2 restarted"

@@ -236,12 +236,58 @@ def test_a_kill_docker_does_not_confirm_is_not_injected(monkeypatch: pytest.Monk
 
 
 def test_a_restart_is_confirmed_by_the_finished_at_it_leaves() -> None:
-    c = container("redis", "r1")
+    c = container("mysql", "m1")
     c.dies_at = at(1)
-    injection = inject(FAULTS["redis-restart"], c)
+    injection = inject(FAULTS["mysql-restart"], c)
     assert c.restarts == 1
     assert isinstance(injection, faults.Injection)
     assert injection.at == at(1)
+
+
+def test_an_outage_stops_the_container_confirms_it_then_starts_it_again() -> None:
+    c = container("redis", "r1")
+    c.dies_at = at(1)
+    waited: list[float | None] = []
+
+    class RecordedStop(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waited.append(timeout)
+            return False
+
+    stop = RecordedStop()
+    outage = FAULTS["redis-outage"].inject
+    injection = outage(as_stack(FakeStack(c)), as_container(c), before_of(c), stop)
+    assert (c.stops, c.starts, c.restarts) == (1, 1, 0)
+    assert waited == [faults.REDIS_OUTAGE_S]
+    assert c.state.status == "running"
+    assert isinstance(injection, faults.Injection)
+    assert injection.at == at(1)
+
+
+def test_an_outage_is_cut_short_by_its_stop_event_and_still_starts_the_container() -> None:
+    c = container("redis", "r1")
+    c.dies_at = at(1)
+    stop = threading.Event()
+    stop.set()
+    started = time.monotonic()
+    injection = faults.down_for(3600)(as_stack(FakeStack(c)), as_container(c), before_of(c), stop)
+    assert time.monotonic() - started < 60
+    assert injection is not None
+    assert c.starts == 1
+
+
+def test_an_outage_that_left_no_trace_is_not_injected_and_starts_the_container() -> None:
+    c = container("redis", "r1")  # the stop leaves FinishedAt as it was
+    assert inject(faults.down_for(0), c) is None
+    assert (c.stops, c.starts) == (1, 1)
+
+
+def test_an_outage_whose_stop_fails_still_starts_the_container() -> None:
+    c = container("redis", "r1")
+    c.stop_error = DockerException(["docker", "stop"], 1, b"", b"")
+    with pytest.raises(DockerException):
+        inject(faults.down_for(0), c)
+    assert c.starts == 1
 
 
 def test_a_restart_that_left_no_trace_is_not_injected_and_not_waited_for(

@@ -156,8 +156,8 @@ def test_a_not_injected_fault_is_not_also_not_back() -> None:
 
 
 def test_table_header_and_one_row_per_result() -> None:
-    text = format_table([result("scheduler-kill"), result("redis-restart")])
-    assert [r["FAULT"] for r in rows(text)] == ["scheduler-kill", "redis-restart"]
+    text = format_table([result("scheduler-kill"), result("redis-outage")])
+    assert [r["FAULT"] for r in rows(text)] == ["scheduler-kill", "redis-outage"]
     assert len(text.splitlines()) == 3
 
 
@@ -275,7 +275,7 @@ def test_detail_names_the_components_that_restarted_as_designed() -> None:
 
 def test_detail_of_a_fault_without_details_is_the_run_times_alone() -> None:
     assert detail(result("scheduler-kill")) == RUNS_TOOK
-    assert detail(result("redis-restart", run_seconds=[], details={"victim_tries": 1})) == ""
+    assert detail(result("redis-outage", run_seconds=[], details={"victim_tries": 1})) == ""
 
 
 def test_columns_line_up_across_rows() -> None:
@@ -288,10 +288,10 @@ def test_columns_line_up_across_rows() -> None:
 
 def test_format_restarts_gives_each_crash_with_its_logs() -> None:
     text = format_restarts(
-        [result(restarts=[CRASH]), result(), result("redis-restart", restarts=[CRASH])]
+        [result(restarts=[CRASH]), result(), result("redis-outage", restarts=[CRASH])]
     )
     crash = "airflow-ha-triggerer-2 (triggerer) restarted 1 time by its restart policy"
-    assert text == f"scheduler-kill: {crash}\nboom\nredis-restart: {crash}\nboom"
+    assert text == f"scheduler-kill: {crash}\nboom\nredis-outage: {crash}\nboom"
     assert format_restarts([result()]) == ""
 
 
@@ -301,7 +301,7 @@ def test_format_restarts_gives_each_crash_with_its_logs() -> None:
 def test_write_json_has_every_field_and_the_verdicts(tmp_path: Path) -> None:
     results = [
         result("worker-kill", retries=1, details={"retry_host": "h1", "retry_started_s": 20.5}),
-        result("redis-restart", succeeded=2, stuck=1),
+        result("redis-outage", succeeded=2, stuck=1),
         result("scheduler-kill", injected_at=None, evidence="no target", restarts=[CRASH]),
     ]
     path = tmp_path / "chaos.json"
@@ -312,7 +312,7 @@ def test_write_json_has_every_field_and_the_verdicts(tmp_path: Path) -> None:
     loaded = json.loads(text)
     assert [(r["fault"], r["ok"], r["verdict"], r["injected"]) for r in loaded] == [
         ("worker-kill", True, "ok", True),
-        ("redis-restart", False, "LOST/STUCK", True),
+        ("redis-outage", False, "LOST/STUCK", True),
         ("scheduler-kill", False, "not injected", False),
     ]
     first = loaded[0]

@@ -68,7 +68,7 @@ def test_victim_of_a_triggerer_fault_is_the_deferred_task_it_holds() -> None:
     assert runner._victim(FAULTS["triggerer-kill"], target("w1"), tasks) is None
 
 
-@pytest.mark.parametrize("name", ["scheduler-kill", "api-server-kill", "redis-restart"])
+@pytest.mark.parametrize("name", ["scheduler-kill", "api-server-kill", "redis-outage"])
 def test_other_faults_have_no_victim(name: str) -> None:
     tasks = [
         snapshot("long", hostname="h"),
@@ -719,13 +719,13 @@ def test_run_all_runs_each_fault_in_order(monkeypatch: pytest.MonkeyPatch) -> No
         return fault.name
 
     monkeypatch.setattr(runner, "run_fault", fake_run_fault)
-    chosen = [FAULTS["redis-restart"], FAULTS["scheduler-kill"]]
+    chosen = [FAULTS["redis-outage"], FAULTS["scheduler-kill"]]
     lines: list[str] = []
     stack, client = as_stack(FakeStack()), cast(AirflowClient, object())
     results = runner.run_all(chosen, stack, client, 3, 240.0, lines.append)
     assert seen == []  # a generator: nothing runs before the first result is asked for
-    assert list(results) == ["redis-restart", "scheduler-kill"]  # type: ignore[comparison-overlap]
-    assert seen == ["redis-restart", "scheduler-kill"]
+    assert list(results) == ["redis-outage", "scheduler-kill"]  # type: ignore[comparison-overlap]
+    assert seen == ["redis-outage", "scheduler-kill"]
     assert passed == [(stack, client, 3, 240.0, lines.append)] * 2
 
 

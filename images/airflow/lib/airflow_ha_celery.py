@@ -1,4 +1,4 @@
-"""Celery configuration of the workers: Airflow's own, retried result writes, a liveness file.
+"""Celery configuration: Airflow's own, retried result reads and writes, a worker liveness file.
 
 Selected by AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=airflow_ha_celery.CELERY_CONFIG.
 
@@ -19,10 +19,31 @@ from typing import Any
 
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 from celery import bootsteps
+from celery.backends.redis import RedisBackend
 from celery.signals import celeryd_init
+
+
+class RedisResultBackend(RedisBackend):
+    """Celery's Redis result backend, whose bulk read waits for Redis to come back.
+
+    The schedulers read every running task's state with one MGET per loop
+    (BulkStateFetcher._get_many_from_kv_backend). Celery retries the
+    backend's writes and single reads on a connection error, but not MGET,
+    and Airflow catches nothing around it: while Redis restarted, a
+    scheduler died of `ConnectionError: Connection reset by peer` (seen in
+    CI, `chaos --fault redis-outage`). Here MGET goes through the backend's
+    own retry loop (`ensure`, the one its writes use) instead.
+    """
+
+    def mget(self, keys: list[str]) -> list[bytes | None]:
+        return self.ensure(super().mget, (keys,))
+
 
 CELERY_CONFIG = {
     **DEFAULT_CELERY_CONFIG,
+    # Celery's `class+url` form (celery.app.backends.by_url): the URL stays
+    # Airflow's [celery] result_backend, read from its secret file.
+    "result_backend": f"airflow_ha_celery:RedisResultBackend+{DEFAULT_CELERY_CONFIG['result_backend']}",
     # The result backend is Redis (workers get no database password). A
     # worker's pool processes keep their Redis connection between tasks; one
     # that broke while the worker was cut off failed the next task's first
@@ -31,6 +52,14 @@ CELERY_CONFIG = {
     # such writes on a new connection, and ping a connection idle for 10 s
     # before using it.
     "result_backend_always_retry": True,
+    # The retry loop of RedisResultBackend.mget and of the writes: once a
+    # second for a minute (Celery's default: 20 s), longer than a Redis
+    # restart on a busy 2-core machine (12 s in CI); a longer outage still
+    # ends the scheduler, and its restart policy brings it back.
+    "result_backend_transport_options": {
+        **DEFAULT_CELERY_CONFIG["result_backend_transport_options"],
+        "retry_policy": {"max_retries": 60, "interval_start": 0, "interval_step": 1, "interval_max": 1},
+    },
     "result_backend_max_retries": 10,
     "redis_backend_health_check_interval": 10,
 }

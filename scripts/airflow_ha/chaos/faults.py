@@ -29,6 +29,10 @@ from airflow_ha.stack import SERVICE_LABEL, Stack
 KILL_MAIN_PROCESS = ["sh", "-c", "kill -KILL $(cat /proc/1/task/1/children)"]
 DEATH_TIMEOUT_S = 30.0
 PARTITION_S = 40.0
+# Redis stays down this long: longer than a client's own reconnect attempts
+# (redis-py gives up after a few seconds), so every client's retry is tested,
+# not only the quick reconnect a `docker restart` allows.
+REDIS_OUTAGE_S = 20.0
 # Tasks not yet queued when a scheduler is killed: the survivor must queue them.
 UNQUEUED_FOR_SCHEDULER_KILL = 8
 
@@ -125,6 +129,24 @@ def restart(
 ) -> Injection | None:
     container.restart()
     return confirmed_death(stack, before, 0)
+
+
+def down_for(seconds: float) -> Inject:
+    """Stops the container, keeps it stopped, then starts it again."""
+
+    def outage(
+        stack: Stack, container: Container, before: TargetBefore, stop: threading.Event
+    ) -> Injection | None:
+        try:
+            container.stop()
+            injection = confirmed_death(stack, before, 0)
+            stop.wait(seconds)
+        finally:  # even on Ctrl-C or an error: never leave it stopped
+            with contextlib.suppress(DockerException):
+                container.start()
+        return injection
+
+    return outage
 
 
 def partition_for(seconds: float) -> Inject:
@@ -233,8 +255,8 @@ FAULTS: dict[str, Fault] = {
               worker_running_long_task, kill_main_process, restarted_by_policy),
         Fault("triggerer-kill", "SIGKILL the triggerer holding a deferred task", "triggerer",
               triggerer_holding_deferred_task, kill_main_process, restarted_by_policy),
-        Fault("redis-restart", "restart Redis", "redis",
-              first_when_tasks_run("redis"), restart, started_again),
+        Fault("redis-outage", f"stop Redis for {REDIS_OUTAGE_S:.0f} s, then start it", "redis",
+              first_when_tasks_run("redis"), down_for(REDIS_OUTAGE_S), started_again),
         Fault("mysql-restart", "restart MySQL", "mysql",
               first_when_tasks_run("mysql"), restart, started_again, LOST_MYSQL),
         Fault("worker-partition",
