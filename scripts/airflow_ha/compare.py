@@ -137,9 +137,9 @@ class BenchCluster:
         self.env_file.parent.mkdir(parents=True, exist_ok=True)
         self.env_file.touch(mode=0o600)
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-        write_secret_files(
-            secrets_dir(self.settings.compose_project_name), secret_values(self.settings)
-        )
+        # The bench project's own state folder, beside the user's project's.
+        self.state_dir = ctx.state_dir.parent / self.settings.compose_project_name
+        write_secret_files(secrets_dir(self.state_dir), secret_values(self.settings))
         self.stack = Stack(self.settings, [self.env_file], profile.overrides, profile.api_service)
 
     def up(self) -> AirflowClient:
@@ -157,7 +157,7 @@ class BenchCluster:
         self.log(f"{self.profile.name}: removing project {self.stack.project}")
         self.stack.down(remove_volumes=True, quiet=True)
         self.env_file.unlink(missing_ok=True)
-        shutil.rmtree(secrets_dir(self.settings.compose_project_name).parent, ignore_errors=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 def _one_run(

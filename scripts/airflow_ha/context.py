@@ -157,9 +157,7 @@ class Context:
             :16
         ]
         self._write_derived(values)
-        write_secret_files(
-            secrets_dir(self.settings.compose_project_name), secret_values(self.settings)
-        )
+        write_secret_files(secrets_dir(self.state_dir), secret_values(self.settings))
 
     def _write_derived(self, values: dict[str, str]) -> None:
         self.derived_env_file.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ named like a variable as that variable; MySQL and Redis read theirs directly.
 
 from pathlib import Path
 
-from airflow_ha.paths import STATE_DIR
 from airflow_ha.settings import Settings
 
 # Where Compose mounts them in a container.
@@ -39,9 +38,12 @@ def secret_values(settings: Settings) -> dict[str, str]:
     }
 
 
-def secrets_dir(project: str) -> Path:
-    """Where they are for a project: compose/docker-compose.yaml reads them there."""
-    return STATE_DIR / project / "secrets"
+def secrets_dir(state_dir: Path) -> Path:
+    """Where they are in a project's state folder (.airflow-ha/<project>, where
+    compose/docker-compose.yaml reads them). Taken from the caller's state
+    folder, never rebuilt from the global one: a test that moves its project's
+    state elsewhere must not overwrite a running cluster's secrets."""
+    return state_dir / "secrets"
 
 
 def write_secret_files(directory: Path, values: dict[str, str]) -> None:

@@ -7,10 +7,21 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
+from airflow_ha import context
 from airflow_ha.envfile import render_env
 from airflow_ha.paths import ENV_EXAMPLE
 
 WriteEnv = Callable[..., Path]
+
+
+@pytest.fixture(autouse=True)
+def private_state_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every project's state (.airflow-ha/<project>: derived settings, secret
+    files, the scale lock) goes to a temporary folder: a unit test must never
+    touch the state of a cluster the developer is running beside it."""
+    monkeypatch.setattr(context, "STATE_DIR", tmp_path_factory.mktemp("state"))
 
 
 def env_values(text: str) -> dict[str, str | None]:

@@ -11,7 +11,7 @@ from airflow_ha import context as context_module
 from airflow_ha.context import Context, replica_variable
 from airflow_ha.errors import ClusterError, ConfigError
 from airflow_ha.images import ResolvedImages
-from airflow_ha.paths import DEFAULT_ENV_FILE
+from airflow_ha.paths import DEFAULT_ENV_FILE, REPO_ROOT
 
 from .conftest import WriteEnv
 
@@ -40,6 +40,25 @@ def test_derived_env_has_images_and_replicas(
         assert values[f"{name}_REPLICAS"] == expected
     assert values["HAPROXY_IMAGE"] == "h:4"
     assert values["MYSQL_IMAGE"] == "m:2"
+
+
+def test_secrets_go_to_the_projects_state_folder_only(
+    write_env: WriteEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A context whose state is elsewhere (every test's) never writes the real
+    project's secret files: a running cluster's containers would read the
+    test's passwords at their next restart."""
+    monkeypatch.setattr(context_module, "STATE_DIR", tmp_path / "state")
+    ctx = Context(env_file=write_env())
+    real = REPO_ROOT / ".airflow-ha" / ctx.settings.compose_project_name / "secrets"
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in real.iterdir()) if real.is_dir() else []
+
+    ctx.save_derived(IMAGES)
+
+    mine = tmp_path / "state" / ctx.settings.compose_project_name / "secrets"
+    assert (mine / "mysql_password").read_text() == ctx.settings.mysql_password
+    after = sorted((p.name, p.stat().st_mtime_ns) for p in real.iterdir()) if real.is_dir() else []
+    assert after == before
 
 
 def test_replica_variable_matches_the_compose_file() -> None:
