@@ -30,7 +30,7 @@ VENV := .venv
 CLI := $(VENV)/bin/airflow-ha
 STAMP := $(VENV)/.installed
 
-.PHONY: test-examples host-tools check-dags smoke lab-list lab-check lab-solve lab-ssh-up lab-ssh-down users-add users-list users-remove up down clean backup restore status resources maintenance scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
+.PHONY: test-examples host-tools test-tools check-dags smoke lab-list lab-check lab-solve lab-ssh-up lab-ssh-down users-add users-list users-remove up down clean backup restore status resources maintenance scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ $(STAMP): pyproject.toml
 # root, otherwise one line naming the sudo command (scripts/install-host-tools.sh).
 host-tools:
 	@bash scripts/install-host-tools.sh --ensure
+
+# The same plus chromium and chromium-driver, for the UI test (tests/integration/test_ui.py).
+test-tools:
+	@bash scripts/install-host-tools.sh --ensure-test
 
 up: host-tools $(STAMP)
 	$(CLI) up
@@ -132,7 +136,7 @@ lint: $(STAMP)
 unit-test: $(STAMP)
 	$(VENV)/bin/pytest -m "not integration"
 
-integration-test: $(STAMP)
+integration-test: test-tools $(STAMP)
 	$(VENV)/bin/pytest -m "integration and not examples"
 
 # Airflow's own example DAGs on a cluster of their own: 5.5 minutes, so not in `test`.

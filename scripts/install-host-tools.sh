@@ -3,14 +3,18 @@
 #   - Docker Compose v2 and buildx as Docker CLI plugins, when `docker compose`
 #     or `docker buildx` is missing (Debian bookworm only packages Compose v1);
 #   - debootstrap, to make a Debian base image where none can be pulled;
-#   - python3-venv, for the scripts' virtual environment.
+#   - python3-venv, for the scripts' virtual environment;
+#   - for the tests only: chromium and chromium-driver, the browser the UI test
+#     drives with Selenium (not needed by `make up`).
 # The plugins come from Debian trixie's packages, fetched with a private apt
 # state so the host's own sources stay untouched. Run as root; safe to rerun.
 #
-#   scripts/install-host-tools.sh           install what is missing (root)
+#   scripts/install-host-tools.sh           install what is missing, browser too (root)
 #   scripts/install-host-tools.sh --ensure  what `make up` / `make smoke` run first:
 #       nothing missing: silent; missing and root: install it, saying what and
 #       from where; missing and not root: one line naming the sudo command, exit 1.
+#   scripts/install-host-tools.sh --ensure-test  the same, browser included
+#       (`make integration-test`).
 set -euo pipefail
 
 PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
@@ -18,9 +22,16 @@ TRIXIE_MIRROR=${TRIXIE_MIRROR:-http://deb.debian.org/debian}
 
 log() { printf '==> %s\n' "$*"; }
 
+with_browser=yes
+[ "${1:-}" = "--ensure" ] && with_browser=no
+
 missing_apt() {
   command -v debootstrap >/dev/null 2>&1 || echo debootstrap
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || echo python3-venv
+  if [ "$with_browser" = yes ]; then
+    command -v chromium >/dev/null 2>&1 || echo chromium
+    command -v chromedriver >/dev/null 2>&1 || echo chromium-driver
+  fi
   return 0
 }
 
@@ -35,7 +46,7 @@ mapfile -t need_plugins < <(missing_plugins)
 need_all="${need_apt[*]} ${need_plugins[*]}"
 need_all=$(echo $need_all)  # one space between names, none at the ends
 
-if [ "${1:-}" = "--ensure" ]; then
+if [ "${1:-}" = "--ensure" ] || [ "${1:-}" = "--ensure-test" ]; then
   [ -z "$need_all" ] && exit 0
   if [ "$(id -u)" -ne 0 ]; then
     echo "airflow-ha: error: this host lacks $need_all; run once: sudo scripts/install-host-tools.sh" >&2
@@ -43,7 +54,7 @@ if [ "${1:-}" = "--ensure" ]; then
   fi
   log "this host lacks $need_all: installing (running as root)"
 elif [ -n "${1:-}" ]; then
-  echo "usage: $0 [--ensure]" >&2
+  echo "usage: $0 [--ensure | --ensure-test]" >&2
   exit 2
 fi
 

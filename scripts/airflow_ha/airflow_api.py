@@ -229,6 +229,9 @@ class AirflowClient:
         path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns"
         return self.request("POST", path, json=body, idempotent=False) or {}
 
+    def dag_runs(self, dag_id: str) -> list[JSON]:
+        return self._paged(f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", "dag_runs")
+
     def dag_run(self, dag_id: str, run_id: str) -> JSON:
         return self._get(f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}")
 

@@ -21,6 +21,8 @@ from airflow_ha.paths import DAGS_DIR, ENV_EXAMPLE, REPO_ROOT, STATE_DIR
 from airflow_ha.settings import Settings, load_settings
 from airflow_ha.stack import Stack
 
+from .browser import Browser
+
 UP_TIMEOUT_SECONDS = 900
 RESOURCES_REPORT = STATE_DIR / "test-resources.txt"
 BENCH_DAGS_DIR = REPO_ROOT / "bench" / "dags"
@@ -111,3 +113,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         RESOURCES_REPORT.write_text(run_cli(env_file, "resources").stdout)
         Stack(settings, [env_file]).down(remove_volumes=True)
         shutil.rmtree(STATE_DIR / project, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless chromium for the session, started by the first test that needs it."""
+    started = Browser()
+    try:
+        yield started
+    finally:
+        started.quit()

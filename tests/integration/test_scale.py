@@ -18,6 +18,7 @@ from airflow_ha.errors import ExitCode
 from airflow_ha.flower_api import FlowerClient
 from airflow_ha.verify import wait_for_dags
 
+from .browser import Browser, task_page
 from .conftest import CliResult, Cluster
 
 pytestmark = pytest.mark.integration
@@ -89,7 +90,9 @@ def test_bad_scale_requests_leave_the_cluster_untouched(cluster: Cluster) -> Non
     assert running_containers(cluster) == before
 
 
-def test_scale_1_3_1_while_long_tasks_run(cluster: Cluster, pools_restored: None) -> None:
+def test_scale_1_3_1_while_long_tasks_run(
+    cluster: Cluster, pools_restored: None, browser: Browser
+) -> None:
     client = cluster.client
     client.base_url = cluster.stack.api_url()
     heavy_hosts = pool_hosts(cluster, "worker-heavy")
@@ -159,6 +162,18 @@ def test_scale_1_3_1_while_long_tasks_run(cluster: Cluster, pools_restored: None
         pool = heavy_hosts if ti["queue"] == "heavy" else default_hosts
         assert ti["hostname"] in pool, (ti["task_id"], ti["queue"], ti["hostname"], pool)
     assert {t["queue"] for t in tasks()} == {"default", "heavy"}
+
+    # The log of a task whose worker is gone, read in the UI: workers serve no
+    # logs; the api-servers read them from the shared log volume. The task
+    # returned its worker's hostname, which its log shows.
+    gone = next(t for t in tasks() if t["hostname"] in removed and t["task_id"] == "light")
+    base = cluster.stack.api_url()
+    browser.log_in(
+        base, cluster.settings.airflow_admin_user, cluster.settings.airflow_admin_password
+    )
+    browser.open(task_page(base, DAG, run_id, "light", int(gone["map_index"])))
+    browser.wait_for_text(f"Done. Returned value was: {gone['hostname']}")
+    browser.screenshot("removed-worker-log")
 
 
 # --- the scale-down guards -----------------------------------------------------
