@@ -71,6 +71,7 @@ class FakeContainer:
     starts: int = 0
     stops: int = 0
     stop_error: Exception | None = None
+    start_error: Exception | None = None
     # What a kill does: the moment the process dies (None: the kill misses).
     dies_at: datetime | None = None
     # What an exec prints, given its command (None: nothing).
@@ -101,6 +102,8 @@ class FakeContainer:
 
     def start(self) -> None:
         self.starts += 1
+        if self.start_error is not None:
+            raise self.start_error
         self.state.status = "running"
 
 

@@ -276,10 +276,28 @@ def test_an_outage_is_cut_short_by_its_stop_event_and_still_starts_the_container
     assert c.starts == 1
 
 
-def test_an_outage_that_left_no_trace_is_not_injected_and_starts_the_container() -> None:
+def test_an_outage_that_left_no_trace_is_not_injected_and_starts_the_container(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(
+        faults, "time", SimpleNamespace(monotonic=time.monotonic, sleep=slept.append)
+    )
     c = container("redis", "r1")  # the stop leaves FinishedAt as it was
     assert inject(faults.down_for(0), c) is None
     assert (c.stops, c.starts) == (1, 1)
+    # `docker stop` returns once the container has stopped: its trace is there
+    # at once or never.
+    assert slept == []
+
+
+def test_an_outage_whose_start_fails_is_still_reported() -> None:
+    c = container("redis", "r1")
+    c.dies_at = at(1)
+    c.start_error = DockerException(["docker", "start"], 1, b"", b"")
+    injection = inject(faults.down_for(0), c)
+    assert isinstance(injection, faults.Injection)  # the runner's restore() starts it
+    assert c.starts == 1
 
 
 def test_an_outage_whose_stop_fails_still_starts_the_container() -> None:
