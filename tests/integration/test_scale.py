@@ -3,13 +3,11 @@
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -19,7 +17,7 @@ from airflow_ha.flower_api import FlowerClient
 from airflow_ha.verify import wait_for_dags
 
 from .browser import Browser, task_page
-from .conftest import CliResult, Cluster
+from .conftest import CliResult, Cluster, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,19 +33,6 @@ def workload(cluster: Cluster) -> JSON:
     (Celery reserves a whole worker's worth) and the second gets none."""
     slots = cluster.settings.airflow_worker_concurrency
     return {"light_tasks": 3 * slots, "heavy_tasks": 2, "seconds": TASK_SECONDS}
-
-
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 240) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def pool_hosts(cluster: Cluster, service: str) -> set[str]:

@@ -17,7 +17,7 @@ from airflow_ha.airflow_api import JSON
 from airflow_ha.flower_api import FlowerClient
 
 from .browser import Browser, run_page, task_page
-from .conftest import Cluster
+from .conftest import Cluster, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +33,12 @@ def log_in(cluster: Cluster, browser: Browser) -> str:
 
 
 def new_run(cluster: Cluster, before: set[str]) -> JSON:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        runs = [r for r in cluster.client.dag_runs(DAG) if r["dag_run_id"] not in before]
-        if runs:
-            (run,) = runs
-            return run
-        time.sleep(1)
-    raise AssertionError(f"no new run of {DAG} 60 s after the UI's Trigger")
+    (run,) = wait_for(
+        f"a new run of {DAG} after the UI's Trigger",
+        lambda: [r for r in cluster.client.dag_runs(DAG) if r["dag_run_id"] not in before],
+        timeout=60,
+    )
+    return run
 
 
 def test_the_login_page_refuses_a_wrong_password(cluster: Cluster, browser: Browser) -> None:

@@ -276,13 +276,19 @@ def test_an_outage_is_cut_short_by_its_stop_event_and_still_starts_the_container
     assert c.starts == 1
 
 
-def test_an_outage_that_left_no_trace_is_not_injected_and_starts_the_container(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    slept: list[float] = []
+@pytest.fixture
+def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """faults' sleeps, recorded instead of slept (its clock runs as usual)."""
+    recorded: list[float] = []
     monkeypatch.setattr(
-        faults, "time", SimpleNamespace(monotonic=time.monotonic, sleep=slept.append)
+        faults, "time", SimpleNamespace(monotonic=time.monotonic, sleep=recorded.append)
     )
+    return recorded
+
+
+def test_an_outage_that_left_no_trace_is_not_injected_and_starts_the_container(
+    slept: list[float],
+) -> None:
     c = container("redis", "r1")  # the stop leaves FinishedAt as it was
     assert inject(faults.down_for(0), c) is None
     assert (c.stops, c.starts) == (1, 1)
@@ -309,12 +315,8 @@ def test_an_outage_whose_stop_fails_still_starts_the_container() -> None:
 
 
 def test_a_restart_that_left_no_trace_is_not_injected_and_not_waited_for(
-    monkeypatch: pytest.MonkeyPatch,
+    slept: list[float],
 ) -> None:
-    slept: list[float] = []
-    monkeypatch.setattr(
-        faults, "time", SimpleNamespace(monotonic=time.monotonic, sleep=slept.append)
-    )
     c = container("mysql", "m1")
     assert inject(FAULTS["mysql-restart"], c) is None
     assert c.restarts == 1
