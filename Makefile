@@ -1,7 +1,8 @@
 # Front door of the Airflow HA cluster: thin targets over the `airflow-ha` CLI
 # (scripts/airflow_ha). Every target first makes the scripts' virtualenv.
 #   make up | down | status | resources | maintenance | logs [SERVICE=x] | verify [DAG=id] | credentials
-#   make verify [DAG="id ..."] [JUNIT=file] [JSON=file]   run DAGs on this cluster, report each task
+#   make verify [DAG="id ..."] [URL=url] [JUNIT=file] [JSON=file]   run DAGs on this cluster (or the
+#                              one at URL, e.g. the Swarm stack's), report each task
 #   make check-dags [DAGS_DIR=path] [JUNIT=file]   import every DAG file in seconds, no cluster
 #   make smoke DAGS_DIR=path [DAG="id ..."] [TOPOLOGY=single|ha] [CONF=file.json] [JUNIT=file] [JSON=file]
 #                              CI: import check, a throw-away cluster, verify, reports, removal
@@ -16,6 +17,10 @@
 #   make backup [DIR=path]     dump the metadata database to backups/ (the cluster keeps running)
 #   make restore FILE=path [FORCE=yes]   put a backup back (also after clean), then start
 #   make clean CONFIRM=yes     delete the cluster's volumes
+#   make swarm-engines [NODES=3] | swarm-engines-down   Docker engines in containers, one Swarm
+#   make swarm-up | swarm-status | swarm-down [ENGINES=1 | SWARM_HOST=url]   the cluster as a
+#                              Swarm stack: on those engines, or on the Swarm whose manager SWARM_HOST is
+#   make test-swarm            the Swarm tests on three engines (not in `test`)
 #   make test                  lint, type checks, unit and integration tests
 #   make unit-test             the tests that need no Docker
 #   make test-examples         Airflow's own example DAGs on a throw-away cluster (not in `test`)
@@ -30,7 +35,7 @@ VENV := .venv
 CLI := $(VENV)/bin/airflow-ha
 STAMP := $(VENV)/.installed
 
-.PHONY: test-examples host-tools test-tools check-dags smoke lab-list lab-check lab-solve lab-ssh-up lab-ssh-down users-add users-list users-remove up down clean backup restore status resources maintenance scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
+.PHONY: test-examples host-tools test-tools check-dags smoke lab-list lab-check lab-solve lab-ssh-up lab-ssh-down users-add users-list users-remove up down clean swarm-engines swarm-engines-down swarm-up swarm-status swarm-down test-swarm backup restore status resources maintenance scale logs verify chaos bench bench-scaling credentials images test unit-test integration-test lint mutation lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,7 +82,7 @@ logs: $(STAMP)
 	$(CLI) logs $(if $(SERVICE),$(call q,$(SERVICE)))
 
 verify: $(STAMP)
-	$(CLI) verify $(foreach d,$(DAG),--dag $(call q,$(d))) $(REPORT_ARGS)
+	$(CLI) verify $(foreach d,$(DAG),--dag $(call q,$(d))) $(if $(URL),--url $(call q,$(URL))) $(REPORT_ARGS)
 
 check-dags: $(STAMP)
 	$(CLI) check-dags $(if $(DAGS_DIR),--dags-dir $(call q,$(DAGS_DIR))) $(REPORT_ARGS)
@@ -115,6 +120,24 @@ bench-scaling: $(STAMP)
 credentials: $(STAMP)
 	$(CLI) credentials
 
+# Beyond one machine (README): the same Compose file as a Docker Swarm stack.
+SWARM_ARGS = $(if $(ENGINES),--engines) $(if $(SWARM_HOST),--host $(call q,$(SWARM_HOST)))
+
+swarm-engines: host-tools $(STAMP)
+	$(CLI) swarm-engines up $(if $(NODES),--nodes $(call q,$(NODES)))
+
+swarm-engines-down: $(STAMP)
+	$(CLI) swarm-engines down
+
+swarm-up: host-tools $(STAMP)
+	$(CLI) swarm-up $(SWARM_ARGS)
+
+swarm-status: $(STAMP)
+	$(CLI) swarm-status $(SWARM_ARGS)
+
+swarm-down: $(STAMP)
+	$(CLI) swarm-down $(SWARM_ARGS)
+
 # One login per person, e.g. a class: make users-add USERS="ana ben" ROLE=user
 users-add: $(STAMP)
 	$(CLI) users add $(foreach user,$(USERS),$(call q,$(user))) $(if $(ROLE),--role $(call q,$(ROLE)))
@@ -137,7 +160,12 @@ unit-test: $(STAMP)
 	$(VENV)/bin/pytest -m "not integration"
 
 integration-test: test-tools $(STAMP)
-	$(VENV)/bin/pytest -m "integration and not examples"
+	$(VENV)/bin/pytest -m "integration and not examples and not swarm"
+
+# Three Docker engines, the cluster deployed across them, a host killed: not in `test`
+# (duration in the README, "Beyond one machine").
+test-swarm: host-tools $(STAMP)
+	$(VENV)/bin/pytest -m swarm
 
 # Airflow's own example DAGs on a cluster of their own: 5.5 minutes, so not in `test`.
 test-examples: $(STAMP)

@@ -27,6 +27,7 @@ from airflow_ha.commands import (
     scale,
     smoke,
     status,
+    swarm,
     up,
     users,
     verify,
@@ -56,6 +57,7 @@ COMMANDS = (
     credentials,
     users,
     build,
+    swarm,
 )
 
 

@@ -116,6 +116,11 @@ class ImageBuilder:
         self._build(IMAGES_DIR / "ssh-target", tag, {"BASE_IMAGE": self._debian()})
         return tag
 
+    def ensure_swarm_node(self, tag: str) -> str:
+        """A Docker engine in a container (images/swarm-node), for the three-engine Swarm."""
+        self._build(IMAGES_DIR / "swarm-node", tag, {"BASE_IMAGE": self._debian()})
+        return tag
+
     def _debian(self) -> str:
         return self._external(self._settings.debian_image, STANDIN_DEBIAN, self._debootstrap)
 

@@ -1,0 +1,224 @@
+"""Deploy the stack onto a Swarm, watch it come up, and take it down.
+
+The checks before a deploy each end in one line naming what to do, and leave
+the Swarm untouched: the engine must be a manager; for every label the stack
+places services by, some node must carry it; the engines must be able to make
+an overlay network. A node that lacks an image shows up once the stack is
+deployed (its tasks are rejected with "No such image"): the stack is then
+removed again, so nothing stays half-deployed.
+"""
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from airflow_ha.errors import ClusterError, ConfigError, TimeoutExpiredError
+from airflow_ha.swarm.stack_file import NODE_LABELS, ONE_SHOT_SERVICES, node_label
+
+OVERLAY_CHECK_NETWORK = "airflow-ha-overlay-check"
+LOG_LINES_ON_FAILURE = 25
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """One Swarm task of a service, as `docker service ps` shows it."""
+
+    node: str
+    state: str  # current state: running, complete, rejected, failed, ...
+    desired: str  # desired state: running, shutdown, complete
+    error: str
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """A service of the stack: its name without the stack prefix, replicas
+    wanted, and its tasks."""
+
+    service: str
+    replicas: int
+    tasks: tuple[TaskState, ...]
+
+    @property
+    def running(self) -> int:
+        return sum(1 for t in self.tasks if t.state == "running" and t.desired == "running")
+
+    @property
+    def ready(self) -> bool:
+        if self.service in ONE_SHOT_SERVICES:
+            return any(t.state == "complete" for t in self.tasks)
+        return self.running >= self.replicas
+
+    @property
+    def nodes(self) -> list[str]:
+        return sorted(t.node for t in self.tasks if t.state == "running" and t.desired == "running")
+
+
+def missing_labels(node_labels: Iterable[Mapping[str, str]]) -> list[str]:
+    """The stack's placement labels that no node carries (with value "true")."""
+    carried = {key for labels in node_labels for key, value in labels.items() if value == "true"}
+    return [node_label(label) for label in NODE_LABELS if node_label(label) not in carried]
+
+
+def recovered(services: Sequence[ServiceState], lost_node: str) -> bool:
+    """Every service runs its replicas again, none of them on the lost node."""
+    return bool(services) and all(
+        s.ready and lost_node not in s.nodes for s in services if s.service not in ONE_SHOT_SERVICES
+    )
+
+
+def image_problem(services: Sequence[ServiceState]) -> str | None:
+    """The first task rejected for want of an image, as one line, or None."""
+    for state in services:
+        for task in state.tasks:
+            if "No such image" in task.error:
+                return f"node {task.node} lacks the image of {state.service} ({task.error.strip()})"
+    return None
+
+
+def check_manager(client: DockerClient) -> None:
+    swarm = client.system.info().swarm
+    state = swarm.local_node_state if swarm else "inactive"
+    if swarm is None or state != "active":
+        raise ConfigError(
+            f"this Docker engine is not part of a Swarm (state: {state}): point SWARM_HOST "
+            "at a manager of your Swarm, run `docker swarm init` here for a one-host Swarm, "
+            "or `make swarm-engines` for three engines on this machine (then ENGINES=1)"
+        )
+    if not swarm.control_available:
+        raise ConfigError(
+            "this Docker engine is a Swarm worker, not a manager: run `make swarm-up` "
+            "against a manager (SWARM_HOST=ssh://user@manager or its socket)"
+        )
+
+
+def check_labels(client: DockerClient) -> None:
+    ready = [n for n in client.node.list() if n.status.state == "ready"]
+    missing = missing_labels(n.spec.labels or {} for n in ready)
+    if missing:
+        adds = " ".join(f"--label-add {label}=true" for label in missing)
+        raise ConfigError(
+            f"no ready node carries the label(s) {', '.join(missing)}: "
+            f'`docker node update {adds} <node>` on a manager (README, "Beyond one machine")'
+        )
+
+
+def check_overlay(client: DockerClient) -> None:
+    try:
+        client.network.create(OVERLAY_CHECK_NETWORK, driver="overlay")
+    except DockerException as error:
+        reason = (error.stderr or "").strip().splitlines()[-1:] or ["unknown error"]
+        raise ConfigError(f"the Swarm cannot create an overlay network: {reason[0]}") from None
+    client.network.remove(OVERLAY_CHECK_NETWORK)
+
+
+def service_states(client: DockerClient, stack: str) -> list[ServiceState]:
+    services = client.service.list(filters={"label": f"com.docker.stack.namespace={stack}"})
+    node_names = {n.id: str(n.description.hostname) for n in client.node.list()}
+    states = []
+    for service in services:
+        name = str(service.spec.name).removeprefix(f"{stack}_")
+        mode = service.spec.mode or {}
+        replicas = int((mode.get("Replicated") or {}).get("Replicas") or 0)
+        tasks = []
+        for task in client.service.ps(service.id):
+            status = task.status
+            tasks.append(
+                TaskState(
+                    node=node_names.get(task.node_id or "") or task.node_id or "-",
+                    state=(status.state if status else None) or "-",
+                    desired=task.desired_state or "-",
+                    error=(status.err if status else None) or "",
+                )
+            )
+        states.append(ServiceState(name, replicas, tuple(tasks)))
+    return sorted(states, key=lambda s: s.service)
+
+
+def api_url(client: DockerClient, stack: str, target_port: int = 8080) -> str:
+    """The load balancer's URL: the address of the node running it (its port is
+    published on that node only: `mode: host`)."""
+    lb = client.service.inspect(f"{stack}_lb")
+    ports = (lb.endpoint.ports if lb.endpoint else None) or []
+    published = next((p.published_port for p in ports if p.target_port == target_port), None)
+    nodes = next((s.nodes for s in service_states(client, stack) if s.service == "lb"), [])
+    if published is None or not nodes:
+        return "(the load balancer is not running)"
+    address = client.node.inspect(nodes[0]).status.addr
+    return f"http://{address}:{published}"
+
+
+def deploy(client: DockerClient, stack: str, stack_file: Path) -> None:
+    # resolve_image="never": the images are on the nodes; there may be no registry.
+    client.stack.deploy(stack, compose_files=[stack_file], resolve_image="never")
+
+
+def wait_ready(client: DockerClient, stack: str, timeout: float, log: Log) -> list[ServiceState]:
+    """Wait until every service runs its replicas (airflow-init: completed once).
+    A node without an image removes the stack again and fails at once."""
+    deadline = time.monotonic() + timeout
+    seen: dict[str, str] = {}
+    while True:
+        states = service_states(client, stack)
+        for state in states:
+            label = f"{state.running}/{state.replicas} running" + (
+                f" on {', '.join(state.nodes)}" if state.nodes else ""
+            )
+            if state.service in ONE_SHOT_SERVICES:
+                label = "completed" if state.ready else "running once"
+            if seen.get(state.service) != label:
+                seen[state.service] = label
+                log(f"{state.service}: {label}")
+        problem = image_problem(states)
+        if problem:
+            remove(client, stack, log)
+            raise ClusterError(
+                f"{problem}: load it there (`docker save <image> | docker load`) "
+                "and run `make swarm-up` again; the stack was removed"
+            )
+        if states and all(s.ready for s in states):
+            return states
+        if time.monotonic() > deadline:
+            waiting = [s for s in states if not s.ready]
+            details = "\n".join(_last_logs(client, stack, s.service) for s in waiting[:3])
+            names = ", ".join(s.service for s in waiting)
+            raise TimeoutExpiredError(
+                f"not running after {timeout:.0f} s: {names} (`make swarm-down` removes the stack)",
+                details,
+            )
+        time.sleep(3)
+
+
+def _last_logs(client: DockerClient, stack: str, service: str) -> str:
+    try:
+        logs = client.service.logs(f"{stack}_{service}", tail=LOG_LINES_ON_FAILURE)
+    except DockerException:
+        return f"--- {service}: no logs"
+    return f"--- {service}, last {LOG_LINES_ON_FAILURE} lines:\n{str(logs).rstrip()}"
+
+
+def remove(client: DockerClient, stack: str, log: Log, timeout: float = 120) -> None:
+    """Remove the stack's services, secrets, configs and network (volumes stay).
+
+    `docker stack rm` cannot remove the network while the services' containers
+    still stop on their nodes: it is tried again until they have stopped."""
+    client.stack.remove(stack)
+    deadline = time.monotonic() + timeout
+    label = f"com.docker.stack.namespace={stack}"
+    while networks := client.network.list(filters={"label": label}):
+        if time.monotonic() > deadline:
+            names = ", ".join(n.name for n in networks)
+            raise TimeoutExpiredError(
+                f"stack {stack}: network {names} still in use after {timeout:.0f} s"
+            )
+        time.sleep(2)
+        for network in networks:
+            with contextlib.suppress(DockerException):  # still attached: next round
+                client.network.remove(network)
+    log(f"stack {stack} removed (its volumes stay on their nodes: `docker volume ls`)")

@@ -1,0 +1,78 @@
+"""The pure decisions of airflow_ha.swarm.deploy: labels, readiness, recovery, image problems."""
+
+from airflow_ha.swarm.deploy import (
+    ServiceState,
+    TaskState,
+    image_problem,
+    missing_labels,
+    recovered,
+)
+
+
+def task(node: str, state: str = "running", desired: str = "running", error: str = "") -> TaskState:
+    return TaskState(node=node, state=state, desired=desired, error=error)
+
+
+def test_labels_carried_by_some_node_are_not_missing() -> None:
+    nodes = [
+        {"airflow-ha.mysql": "true", "airflow-ha.lb": "true", "airflow-ha.workers": "true"},
+        {"airflow-ha.redis": "true"},
+    ]
+    assert missing_labels(nodes) == []
+
+
+def test_a_label_no_node_carries_or_not_set_to_true_is_missing() -> None:
+    nodes = [{"airflow-ha.mysql": "true", "airflow-ha.lb": "false", "other": "true"}]
+    assert missing_labels(nodes) == ["airflow-ha.lb", "airflow-ha.redis", "airflow-ha.workers"]
+    assert missing_labels([]) == [
+        "airflow-ha.lb",
+        "airflow-ha.mysql",
+        "airflow-ha.redis",
+        "airflow-ha.workers",
+    ]
+
+
+def test_a_service_is_ready_with_its_replicas_running() -> None:
+    assert ServiceState("worker", 2, (task("a"), task("b"))).ready
+    assert not ServiceState("worker", 2, (task("a"), task("b", state="starting"))).ready
+    # A task still running but told to stop does not count.
+    assert not ServiceState("worker", 2, (task("a"), task("b", desired="shutdown"))).ready
+    assert ServiceState("worker", 2, (task("a"), task("b"))).nodes == ["a", "b"]
+
+
+def test_the_one_shot_init_is_ready_once_it_completed() -> None:
+    assert ServiceState("airflow-init", 1, (task("a", state="complete", desired="shutdown"),)).ready
+    assert not ServiceState("airflow-init", 1, (task("a"),)).ready
+    assert not ServiceState(
+        "airflow-init", 1, (task("a", state="failed", desired="shutdown"),)
+    ).ready
+
+
+def test_recovered_when_every_service_runs_its_replicas_away_from_the_lost_node() -> None:
+    init = ServiceState("airflow-init", 1, (task("lost", state="complete", desired="shutdown"),))
+    back = [
+        init,
+        ServiceState(
+            "worker", 2, (task("a"), task("b"), task("lost", state="running", desired="shutdown"))
+        ),
+    ]
+    assert recovered(back, "lost")
+    still_there = [ServiceState("worker", 2, (task("a"), task("lost")))]
+    assert not recovered(still_there, "lost")
+    short = [ServiceState("worker", 2, (task("a"),))]
+    assert not recovered(short, "lost")
+    assert not recovered([], "lost")
+
+
+def test_a_task_rejected_for_want_of_an_image_is_named_with_its_node() -> None:
+    fine = ServiceState("worker", 1, (task("a"),))
+    rejected = ServiceState(
+        "redis",
+        1,
+        (task("n2", state="rejected", desired="shutdown", error="No such image: redis:8 "),),
+    )
+    assert image_problem([fine]) is None
+    assert (
+        image_problem([fine, rejected])
+        == "node n2 lacks the image of redis (No such image: redis:8)"
+    )
