@@ -119,7 +119,7 @@ def check_overlay(client: DockerClient) -> None:
 
 
 def service_states(client: DockerClient, stack: str) -> list[ServiceState]:
-    services = client.service.list(filters={"label": f"com.docker.stack.namespace={stack}"})
+    services = client.service.list(filters=[("label", f"com.docker.stack.namespace={stack}")])
     node_names = {n.id: str(n.description.hostname) for n in client.node.list()}
     states = []
     for service in services:
@@ -211,7 +211,7 @@ def remove(client: DockerClient, stack: str, log: Log, timeout: float = 120) -> 
     client.stack.remove(stack)
     deadline = time.monotonic() + timeout
     label = f"com.docker.stack.namespace={stack}"
-    while networks := client.network.list(filters={"label": label}):
+    while networks := client.network.list(filters=[("label", label)]):
         if time.monotonic() > deadline:
             names = ", ".join(n.name for n in networks)
             raise TimeoutExpiredError(

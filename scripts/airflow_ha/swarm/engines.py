@@ -102,7 +102,7 @@ def running_engines(docker: DockerClient, engines: EngineSet) -> list[str]:
     """Names of the engine containers of this set's prefix that exist, running
     or not, however many were started."""
     containers = docker.container.list(
-        all=True, filters={"label": f"{ROLE_LABEL}={engines.prefix}"}
+        all=True, filters=[("label", f"{ROLE_LABEL}={engines.prefix}")]
     )
     return sorted(c.name for c in containers)
 
