@@ -76,3 +76,12 @@ def test_a_task_rejected_for_want_of_an_image_is_named_with_its_node() -> None:
         image_problem([fine, rejected])
         == "node n2 lacks the image of redis (No such image: redis:8)"
     )
+
+
+def test_a_task_that_failed_for_another_reason_is_no_image_problem() -> None:
+    crashed = ServiceState(
+        "scheduler",
+        2,
+        (task("n1", state="failed", desired="shutdown", error="task: non-zero exit (1)"),),
+    )
+    assert image_problem([crashed]) is None
