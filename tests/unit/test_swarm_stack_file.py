@@ -217,3 +217,30 @@ def test_top_level_volumes_networks_and_secrets_are_the_stacks_own() -> None:
     assert stack["volumes"] == {"mysql-data": {}}
     assert stack["secrets"] == {"redis_password": {"file": f"{PROJECT}/s/r"}}
     assert "configs" not in stack
+
+
+def test_the_restart_policy_waits_5_s_between_restarts() -> None:
+    stack = stack_file(resolved(scheduler=service()), PROJECT)
+    assert stack["services"]["scheduler"]["deploy"]["restart_policy"] == {
+        "condition": "any",
+        "delay": "5s",
+    }
+
+
+def test_a_port_keeps_its_protocol_and_defaults_to_tcp() -> None:
+    ports = [
+        {"target": 5555, "published": "5555"},
+        {"target": 53, "published": "53", "protocol": "udp"},
+    ]
+    stack = stack_file(resolved(flower=service(ports=ports)), PROJECT)
+    assert [p["protocol"] for p in stack["services"]["flower"]["ports"]] == ["tcp", "udp"]
+
+
+def test_config_names_keep_upper_case_letters() -> None:
+    assert config_name("/a/HAProxy-1.cfg") == "HAProxy-1_cfg"
+
+
+def test_a_model_without_volumes_or_secrets_gives_empty_ones() -> None:
+    stack = stack_file({"services": {"scheduler": service()}}, PROJECT)
+    assert stack["volumes"] == {}
+    assert stack["secrets"] == {}
