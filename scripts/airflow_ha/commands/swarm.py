@@ -87,8 +87,11 @@ def run_engines(args: argparse.Namespace, ctx: Context) -> int:
         print(f"{existing.count} engines already up; their manager: {existing.manager.host}")
         return 0
     if existing.count:
-        progress("removing a partly started set of engines first")
-        engines.stop(docker, existing, progress)
+        # A host lost (a test, or by hand): the others may hold a running stack.
+        raise ConfigError(
+            f"{existing.count} engines of {existing.prefix} exist but not all answer: "
+            "`make swarm-engines-down` removes them all, then `make swarm-engines`"
+        )
     harness = engine_set(ctx, args.nodes)
     ctx.create_env_file_if_missing(progress)
     images = ctx.build_images(progress)

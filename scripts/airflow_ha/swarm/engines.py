@@ -1,6 +1,7 @@
 """Several Docker engines in containers on this machine, joined into one Swarm.
 
-The hosts of `make test-swarm` and of lab exercises on one machine. Each engine
+The hosts of `make test-swarm`, and of anyone trying the Swarm stack on one
+machine. Each engine
 runs in a container of images/swarm-node, with its own network address on a
 bridge network of this machine, its own images (a tmpfs data root: overlayfs
 works on tmpfs, not on the outer engine's storage), and its socket published
@@ -11,7 +12,7 @@ cgroup tree mounted read-write. Its containers' cgroups go under
 /swarm-node-<name> of each hierarchy, which `down` removes.
 
 Killing an engine's container kills every container it runs at once: a host
-lost, as the `host-kill` fault needs.
+lost, as `make test-swarm` does.
 """
 
 import os
