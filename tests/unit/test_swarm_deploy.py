@@ -1,5 +1,7 @@
 """The pure decisions of airflow_ha.swarm.deploy: labels, readiness, recovery, image problems."""
 
+from datetime import UTC, datetime, timedelta
+
 from airflow_ha.swarm.deploy import (
     ServiceState,
     TaskState,
@@ -8,9 +10,17 @@ from airflow_ha.swarm.deploy import (
     recovered,
 )
 
+DEPLOYED = datetime(2026, 12, 6, 22, 0, tzinfo=UTC)
 
-def task(node: str, state: str = "running", desired: str = "running", error: str = "") -> TaskState:
-    return TaskState(node=node, state=state, desired=desired, error=error)
+
+def task(
+    node: str,
+    state: str = "running",
+    desired: str = "running",
+    error: str = "",
+    created: datetime = DEPLOYED + timedelta(seconds=5),
+) -> TaskState:
+    return TaskState(node=node, state=state, desired=desired, error=error, created=created)
 
 
 def test_labels_carried_by_some_node_are_not_missing() -> None:
@@ -71,9 +81,9 @@ def test_a_task_rejected_for_want_of_an_image_is_named_with_its_node() -> None:
         1,
         (task("n2", state="rejected", desired="shutdown", error="No such image: redis:8 "),),
     )
-    assert image_problem([fine]) is None
+    assert image_problem([fine], DEPLOYED) is None
     assert (
-        image_problem([fine, rejected])
+        image_problem([fine, rejected], DEPLOYED)
         == "node n2 lacks the image of redis (No such image: redis:8)"
     )
 
@@ -84,4 +94,15 @@ def test_a_task_that_failed_for_another_reason_is_no_image_problem() -> None:
         2,
         (task("n1", state="failed", desired="shutdown", error="task: non-zero exit (1)"),),
     )
-    assert image_problem([crashed]) is None
+    assert image_problem([crashed], DEPLOYED) is None
+
+
+def test_a_rejection_from_before_the_deploy_is_history() -> None:
+    old = task(
+        "n2",
+        state="rejected",
+        desired="shutdown",
+        error="No such image: redis:8",
+        created=DEPLOYED - timedelta(hours=1),
+    )
+    assert image_problem([ServiceState("redis", 1, (old, task("n2")))], DEPLOYED) is None

@@ -9,6 +9,7 @@ deploys onto them, first giving them this machine's current images.
 
 import argparse
 import json
+from datetime import UTC, datetime, timedelta
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -23,6 +24,7 @@ from airflow_ha.swarm import deploy, engines
 from airflow_ha.swarm.stack_file import ONE_SHOT_SERVICES, stack_file
 
 MAX_ENGINES = 5
+CLOCK_MARGIN = timedelta(seconds=10)
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -144,8 +146,10 @@ def run_up(args: argparse.Namespace, ctx: Context) -> int:
     path = ctx.state_dir / "stack.json"
     path.write_text(json.dumps(stack_file(model, str(REPO_ROOT)), indent=2))
     progress(f"deploying stack {stack} ({path.relative_to(REPO_ROOT)})")
+    # A margin for the manager's clock, which stamps the tasks.
+    since = datetime.now(UTC) - CLOCK_MARGIN
     deploy.deploy(client, stack, path)
-    deploy.wait_ready(client, stack, args.timeout, progress)
+    deploy.wait_ready(client, stack, since, args.timeout, progress)
     print(f"stack {stack} running; Airflow UI and REST API: {deploy.api_url(client, stack)}")
     return 0
 

@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from python_on_whales import DockerClient
@@ -34,6 +35,7 @@ class TaskState:
     state: str  # current state: running, complete, rejected, failed, ...
     desired: str  # desired state: running, shutdown, complete
     error: str
+    created: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,14 @@ def recovered(services: Sequence[ServiceState], lost_node: str) -> bool:
     )
 
 
-def image_problem(services: Sequence[ServiceState]) -> str | None:
-    """The first task rejected for want of an image, as one line, or None."""
+def image_problem(services: Sequence[ServiceState], since: datetime) -> str | None:
+    """The first task made since `since` and rejected for want of an image, as
+    one line, or None. Older tasks are history: a stack deployed again over a
+    running one must not be removed for a rejection it has long got over."""
     for state in services:
         for task in state.tasks:
-            if "No such image" in task.error:
+            recent = task.created is not None and task.created >= since
+            if recent and "No such image" in task.error:
                 return f"node {task.node} lacks the image of {state.service} ({task.error.strip()})"
     return None
 
@@ -135,6 +140,7 @@ def service_states(client: DockerClient, stack: str) -> list[ServiceState]:
                     state=(status.state if status else None) or "-",
                     desired=task.desired_state or "-",
                     error=(status.err if status else None) or "",
+                    created=task.created_at,
                 )
             )
         states.append(ServiceState(name, replicas, tuple(tasks)))
@@ -159,9 +165,12 @@ def deploy(client: DockerClient, stack: str, stack_file: Path) -> None:
     client.stack.deploy(stack, compose_files=[stack_file], resolve_image="never")
 
 
-def wait_ready(client: DockerClient, stack: str, timeout: float, log: Log) -> list[ServiceState]:
+def wait_ready(
+    client: DockerClient, stack: str, since: datetime, timeout: float, log: Log
+) -> list[ServiceState]:
     """Wait until every service runs its replicas (airflow-init: completed once).
-    A node without an image removes the stack again and fails at once."""
+    A node without an image for a task made since `since` (the deploy) removes
+    the stack again and fails at once."""
     deadline = time.monotonic() + timeout
     seen: dict[str, str] = {}
     while True:
@@ -175,7 +184,7 @@ def wait_ready(client: DockerClient, stack: str, timeout: float, log: Log) -> li
             if seen.get(state.service) != label:
                 seen[state.service] = label
                 log(f"{state.service}: {label}")
-        problem = image_problem(states)
+        problem = image_problem(states, since)
         if problem:
             remove(client, stack, log)
             raise ClusterError(
