@@ -12,7 +12,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
 
 from airflow_ha.console import Progress, table
 from airflow_ha.context import Context
@@ -113,20 +112,12 @@ def _client(args: argparse.Namespace, ctx: Context) -> DockerClient:
         client = manager.client()
     elif args.host:
         client = DockerClient(host=args.host)
-        if not _answers(client):
+        if not engines.answers(client):
             raise ConfigError(f"--host {args.host}: no Docker engine answers there")
     else:
         client = DockerClient()
         check_docker(client)
     return client
-
-
-def _answers(client: DockerClient) -> bool:
-    try:
-        client.system.info()
-    except DockerException:
-        return False
-    return True
 
 
 def run_up(args: argparse.Namespace, ctx: Context) -> int:

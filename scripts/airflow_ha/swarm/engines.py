@@ -91,9 +91,10 @@ class EngineSet:
         return self.engines[0]
 
 
-def _engine_answers(engine: Engine) -> bool:
+def answers(client: DockerClient) -> bool:
+    """The Docker engine behind `client` answers."""
     try:
-        engine.client().system.info()
+        client.system.info()
     except DockerException:
         return False
     return True
@@ -132,7 +133,7 @@ def is_up(docker: DockerClient, engines: EngineSet) -> bool:
     """Every engine answers and the manager sees all of them as Swarm nodes."""
     if len(running_engines(docker, engines)) != engines.count:
         return False
-    if not all(_engine_answers(e) for e in engines.engines):
+    if not all(answers(e.client()) for e in engines.engines):
         return False
     try:
         nodes = engines.manager.client().node.list()
@@ -200,7 +201,7 @@ def _run_engine(
 
 def _wait_engine(engine: Engine) -> None:
     deadline = time.monotonic() + ENGINE_START_TIMEOUT
-    while not _engine_answers(engine):
+    while not answers(engine.client()):
         if time.monotonic() > deadline:
             raise TimeoutExpiredError(
                 f"{engine.name}: its Docker engine did not answer within "
