@@ -164,12 +164,16 @@ class Context:
         self.derived_env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         self.__dict__.pop("stack", None)  # the next stack reads the new file
 
+    @property
+    def env_files(self) -> list[Path]:
+        """Compose's variables: .env, then what the CLI derived (later ones win)."""
+        if self.derived_env_file.is_file():
+            return [self.env_file, self.derived_env_file]
+        return [self.env_file]
+
     @cached_property
     def stack(self) -> Stack:
-        env_files = [self.env_file]
-        if self.derived_env_file.is_file():
-            env_files.append(self.derived_env_file)
-        stack = Stack(self.settings, env_files)
+        stack = Stack(self.settings, self.env_files)
         check_docker(stack.docker)
         return stack
 

@@ -38,12 +38,28 @@ def secret_values(settings: Settings) -> dict[str, str]:
     }
 
 
+def swarm_secret_values(settings: Settings) -> dict[str, str]:
+    """The Swarm stack's Celery URLs (compose/swarm.yaml reads them from
+    `swarm_secrets_dir`): through its three Redis Sentinels, reached by one
+    name that resolves to each of them. Celery's clients ask them which Redis
+    server is the primary (the monitored name is in airflow_ha_celery.py)."""
+    sentinels = f"sentinel://:{settings.redis_password}@redis-sentinel:26379"
+    return {
+        "AIRFLOW__CELERY__BROKER_URL": f"{sentinels}/{BROKER_DB}",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"{sentinels}/{RESULT_BACKEND_DB}",
+    }
+
+
 def secrets_dir(state_dir: Path) -> Path:
     """Where they are in a project's state folder (.airflow-ha/<project>, where
     compose/docker-compose.yaml reads them). Taken from the caller's state
     folder, never rebuilt from the global one: a test that moves its project's
     state elsewhere must not overwrite a running cluster's secrets."""
     return state_dir / "secrets"
+
+
+def swarm_secrets_dir(state_dir: Path) -> Path:
+    return secrets_dir(state_dir) / "swarm"
 
 
 def write_secret_files(directory: Path, values: dict[str, str]) -> None:

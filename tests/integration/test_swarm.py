@@ -2,7 +2,8 @@
 
 Three engines in containers (`swarm-engines up`), the stack deployed across
 them (`swarm-up --engines`), the example DAGs run through the load balancer,
-then a whole host killed while DAG runs are in flight. The engines, everything
+then, while DAG runs are in flight, the Redis primary killed (its replica
+promoted by the sentinels), and a whole host killed. The engines, everything
 they ran and their state are removed at the end, also when a test fails.
 """
 
@@ -16,9 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from python_on_whales import DockerClient
+from python_on_whales import DockerClient, DockerException
 
 from airflow_ha.airflow_api import AirflowClient, Credentials
 from airflow_ha.paths import STATE_DIR
@@ -31,7 +33,10 @@ from .conftest import CliResult, readable_dags_copy, run_cli, wait_for, write_en
 pytestmark = [pytest.mark.integration, pytest.mark.swarm]
 
 UP_TIMEOUT_SECONDS = "1200"
-LOST_HOST_INDEX = 3  # workers only (engines.labels_for): what Swarm can move
+# Workers, the Redis replica and a sentinel (engines.labels_for): what the
+# stack can lose; the first host holds MySQL, the second the Redis primary.
+LOST_HOST_INDEX = 3
+SENTINEL_MASTER = "airflow-ha"  # compose/redis/redis-sentinel.sh
 
 
 @dataclass
@@ -47,6 +52,73 @@ class SwarmCluster:
 
     def manager(self) -> DockerClient:
         return self.engines.manager.client()
+
+    def containers(self, service: str) -> list[tuple[DockerClient, str]]:
+        """(engine, container id) of each running container of a service of the stack."""
+        found = []
+        for engine in self.engines.engines:
+            client = engine.client()
+            label = f"com.docker.swarm.service.name={self.stack}_{service}"
+            found += [(client, c.id) for c in client.container.list(filters=[("label", label)])]
+        return found
+
+    def redis_cli(self, service: str, *args: str, port: int = 6379) -> str:
+        """redis-cli in a running container of a Redis service, with the stack's
+        password; "" while the service has no running container to ask."""
+        command = 'REDISCLI_AUTH="$(cat /run/secrets/redis_password)" exec redis-cli "$@"'
+        for client, container in self.containers(service):
+            try:
+                return str(
+                    client.container.execute(
+                        container, ["sh", "-c", command, "-", "-p", str(port), *args]
+                    )
+                )
+            except DockerException:
+                continue  # stopped since it was listed
+        return ""
+
+    def redis_primary(self) -> str:
+        """The Redis server (service name) the sentinels name as the primary."""
+        answer = self.redis_cli(
+            "redis-sentinel", "sentinel", "get-master-addr-by-name", SENTINEL_MASTER, port=26379
+        )
+        return answer.split()[0] if answer else ""
+
+    def wait_redis_settled(self, primary: str) -> None:
+        """Until the sentinels name `primary` and the other server replicates it."""
+        replica = {"redis": "redis-replica", "redis-replica": "redis"}[primary]
+
+        def settled() -> bool:
+            if self.redis_primary() != primary:
+                return False
+            if "master_link_status:up" not in self.redis_cli(replica, "info", "replication"):
+                return False
+            # ...and the sentinels would promote it (not flagged down).
+            seen = self.redis_cli(
+                "redis-sentinel", "sentinel", "replicas", SENTINEL_MASTER, port=26379
+            )
+            flags = ("s_down", "o_down", "disconnected")
+            return replica in seen.split() and not any(flag in seen for flag in flags)
+
+        wait_for(f"{primary} the Redis primary, {replica} its replica in sync", settled, 180)
+
+    def start_verify(self) -> "subprocess.Popen[str]":
+        """`verify` of the example DAGs, running while a test breaks something."""
+        command = [sys.executable, "-m", "airflow_ha", "--env-file", str(self.env_file)]
+        return subprocess.Popen(
+            [*command, "verify", "--url", self.url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def retried_since(self, moment: datetime) -> list[dict[str, Any]]:
+        """Task instances that succeeded on a second or later try started after `moment`."""
+        return [
+            ti
+            for ti in self.client.task_instances_where(["success"])
+            if ti["try_number"] > 1 and datetime.fromisoformat(ti["start_date"]) > moment
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -108,41 +180,82 @@ def test_a_mistaken_swarm_up_leaves_the_stack_running(swarm: SwarmCluster) -> No
             for s in manager.service.list(filters=[("label", namespace)])
         }
 
+    # Without a node for the Redis replica (the label whose loss the stack
+    # bears best: Swarm stops the tasks of a label removed under them).
     before = versions()
-    node = swarm.engines.engines[1].name
-    manager.node.update(node, rm_labels=["airflow-ha.redis"])
+    label = "airflow-ha.redis-replica"
+    node = swarm.engines.engines[2].name
+    replicas_before = {container for _, container in swarm.containers("redis-replica")}
+    manager.node.update(node, rm_labels=[label])
     try:
-        result = swarm.cli("swarm-up", "--engines")
+        # A bounded wait: should the check let it through, it waits for a
+        # service that no node can run.
+        result = swarm.cli("swarm-up", "--engines", "--timeout", "120")
+        wait_for(
+            "Swarm to stop the replica whose node lost its label",
+            lambda: not replicas_before & {c for _, c in swarm.containers("redis-replica")},
+            timeout=120,
+        )
     finally:
-        manager.node.update(node, labels_add={"airflow-ha.redis": "true"})
+        manager.node.update(node, labels_add={label: "true"})
     assert result.code == 3, result
     assert result.stderr.strip().splitlines()[-1] == (
-        "airflow-ha: error: no ready node carries the label(s) airflow-ha.redis: "
-        "`docker node update --label-add airflow-ha.redis=true <node>` on a manager "
+        f"airflow-ha: error: no ready node carries the label(s) {label}: "
+        f"`docker node update --label-add {label}=true <node>` on a manager "
         '(README, "Beyond one machine")'
     )
     # Not one service of the running stack was changed.
     assert versions() == before
+    swarm.wait_redis_settled("redis")
+
+
+def test_losing_the_redis_primary_promotes_its_replica_and_loses_no_run(
+    swarm: SwarmCluster,
+) -> None:
+    primary = "redis"  # a new stack's first primary (redis-server.sh)
+    swarm.wait_redis_settled(primary)
+    verify = swarm.start_verify()
+    try:
+        wait_for("a task running", lambda: swarm.client.task_instances_where(["running"]), 180)
+        client, container = swarm.containers(primary)[0]
+        client.container.kill(container)
+        killed_at = datetime.now(UTC)
+        killed = time.monotonic()
+        # Asked twice a second (wait_for's 2 s would blur the figure).
+        while swarm.redis_primary() in (primary, "") and time.monotonic() - killed < 120:
+            time.sleep(0.5)
+        promoted_s = time.monotonic() - killed
+        output, _ = verify.communicate(timeout=900)
+    finally:
+        if verify.poll() is None:
+            verify.kill()
+    assert swarm.redis_primary() == "redis-replica", f"no promotion in {promoted_s:.0f} s"
+    assert verify.returncode == 0, output
+    assert "3 of 3 DAG runs succeeded" in output, output
+    # The killed server, started again by Swarm, follows the new primary.
+    wait_for(
+        "the old primary back, as a replica of the new one",
+        lambda: "role:slave" in swarm.redis_cli(primary, "info", "replication"),
+        timeout=180,
+    )
+    retried = swarm.retried_since(killed_at)
+    print(
+        f"\nredis-primary-kill: replica promoted {promoted_s:.1f} s after the kill "
+        f"(asked every 0.5 s); {len(retried)} task(s) retried"
+    )
+
+    # A planned switch back (what an operator does before maintenance of a
+    # host), which also puts the primary back where the host-loss test expects it.
+    answer = swarm.redis_cli("redis-sentinel", "sentinel", "failover", SENTINEL_MASTER, port=26379)
+    assert answer.strip() == "OK", answer
+    swarm.wait_redis_settled("redis")
 
 
 def test_losing_a_whole_host_loses_no_run(swarm: SwarmCluster) -> None:
+    swarm.wait_redis_settled("redis")  # the lost host holds the replica, not the primary
     lost = swarm.engines.engines[LOST_HOST_INDEX - 1]
     lost_containers = {c.id[:12] for c in lost.client().container.list()}
-    verify = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_ha",
-            "--env-file",
-            str(swarm.env_file),
-            "verify",
-            "--url",
-            swarm.url,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    verify = swarm.start_verify()
     try:
         wait_for(
             f"a task running on {lost.name}",
@@ -165,18 +278,20 @@ def test_losing_a_whole_host_loses_no_run(swarm: SwarmCluster) -> None:
     manager = swarm.manager()
     wait_for(
         "every service back to its replicas on the surviving hosts",
-        lambda: deploy.recovered(deploy.service_states(manager, swarm.stack), lost.name),
+        lambda: deploy.recovered(
+            deploy.service_states(manager, swarm.stack),
+            lost.name,
+            deploy.surviving_labels(manager, lost.name),
+        ),
         timeout=300,
     )
     recovered_s = time.monotonic() - killed
 
-    retried = [ti for ti in swarm.client.task_instances_where(["success"]) if ti["try_number"] > 1]
+    retried = swarm.retried_since(killed_at)
     for ti in retried:
         assert ti["hostname"] not in lost_containers, ti
     again = [
-        (datetime.fromisoformat(ti["start_date"]) - killed_at).total_seconds()
-        for ti in retried
-        if datetime.fromisoformat(ti["start_date"]) > killed_at
+        (datetime.fromisoformat(ti["start_date"]) - killed_at).total_seconds() for ti in retried
     ]
     print(
         f"\nhost-kill {lost.name}: {len(retried)} task(s) retried on other hosts, "

@@ -6,13 +6,29 @@ from pathlib import Path
 
 import pytest
 
-from airflow_ha.secret_files import secret_values, secrets_dir, write_secret_files
+from airflow_ha.secret_files import (
+    secret_values,
+    secrets_dir,
+    swarm_secret_values,
+    swarm_secrets_dir,
+    write_secret_files,
+)
 from airflow_ha.settings import Settings, load_settings
 
 
 @pytest.fixture
 def valid_settings(valid_env_file: Path) -> Settings:
     return load_settings(valid_env_file)
+
+
+def test_the_swarm_stacks_celery_urls_go_through_its_sentinels(valid_settings: Settings) -> None:
+    redis = valid_settings.redis_password
+    assert swarm_secret_values(valid_settings) == {
+        "AIRFLOW__CELERY__BROKER_URL": f"sentinel://:{redis}@redis-sentinel:26379/0",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"sentinel://:{redis}@redis-sentinel:26379/1",
+    }
+    # Files of the same names, in their own folder (compose/swarm.yaml).
+    assert swarm_secrets_dir(Path("/s")) == Path("/s/secrets/swarm")
 
 
 def test_each_url_carries_its_password_and_nothing_else_does(valid_settings: Settings) -> None:

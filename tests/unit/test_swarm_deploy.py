@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from airflow_ha.swarm.deploy import (
     ServiceState,
     TaskState,
+    capacity,
     image_problem,
     missing_labels,
     recovered,
@@ -27,17 +28,24 @@ def test_labels_carried_by_some_node_are_not_missing() -> None:
     nodes = [
         {"airflow-ha.mysql": "true", "airflow-ha.lb": "true", "airflow-ha.workers": "true"},
         {"airflow-ha.redis": "true"},
+        {"airflow-ha.redis-replica": "true"},
     ]
     assert missing_labels(nodes) == []
 
 
 def test_a_label_no_node_carries_or_not_set_to_true_is_missing() -> None:
     nodes = [{"airflow-ha.mysql": "true", "airflow-ha.lb": "false", "other": "true"}]
-    assert missing_labels(nodes) == ["airflow-ha.lb", "airflow-ha.redis", "airflow-ha.workers"]
+    assert missing_labels(nodes) == [
+        "airflow-ha.lb",
+        "airflow-ha.redis",
+        "airflow-ha.redis-replica",
+        "airflow-ha.workers",
+    ]
     assert missing_labels([]) == [
         "airflow-ha.lb",
         "airflow-ha.mysql",
         "airflow-ha.redis",
+        "airflow-ha.redis-replica",
         "airflow-ha.workers",
     ]
 
@@ -58,6 +66,10 @@ def test_the_one_shot_init_is_ready_once_it_completed() -> None:
     ).ready
 
 
+WORKERS = {"airflow-ha.workers": "true"}
+TWO_SURVIVORS = [{"airflow-ha.mysql": "true"}, WORKERS]
+
+
 def test_recovered_when_every_service_runs_its_replicas_away_from_the_lost_node() -> None:
     init = ServiceState("airflow-init", 1, (task("lost", state="complete", desired="shutdown"),))
     back = [
@@ -66,12 +78,33 @@ def test_recovered_when_every_service_runs_its_replicas_away_from_the_lost_node(
             "worker", 2, (task("a"), task("b"), task("lost", state="running", desired="shutdown"))
         ),
     ]
-    assert recovered(back, "lost")
+    assert recovered(back, "lost", TWO_SURVIVORS)
     still_there = [ServiceState("worker", 2, (task("a"), task("lost")))]
-    assert not recovered(still_there, "lost")
+    assert not recovered(still_there, "lost", TWO_SURVIVORS)
     short = [ServiceState("worker", 2, (task("a"),))]
-    assert not recovered(short, "lost")
-    assert not recovered([], "lost")
+    assert not recovered(short, "lost", TWO_SURVIVORS)
+    assert not recovered([], "lost", TWO_SURVIVORS)
+
+
+def test_recovered_with_what_the_surviving_nodes_can_hold() -> None:
+    # Three sentinels, one per node: two on two nodes; not one fewer.
+    assert recovered(
+        [ServiceState("redis-sentinel", 3, (task("a"), task("b")))], "lost", TWO_SURVIVORS
+    )
+    assert not recovered([ServiceState("redis-sentinel", 3, (task("a"),))], "lost", TWO_SURVIVORS)
+    # The Redis replica's only node was lost: none can run.
+    assert recovered([ServiceState("redis-replica", 1, ())], "lost", TWO_SURVIVORS)
+    # A service pinned to a label some survivor carries must be back.
+    assert not recovered([ServiceState("worker", 2, (task("b"),))], "lost", TWO_SURVIVORS)
+
+
+def test_capacity_of_the_nodes_for_each_kind_of_service() -> None:
+    assert capacity("scheduler", TWO_SURVIVORS) == 2
+    assert capacity("scheduler", []) == 0
+    assert capacity("worker", TWO_SURVIVORS) is None
+    assert capacity("worker", [{"airflow-ha.workers": "false"}]) == 0
+    assert capacity("redis-replica", TWO_SURVIVORS) == 0
+    assert capacity("flower", []) is None
 
 
 def test_a_task_rejected_for_want_of_an_image_is_named_with_its_node() -> None:

@@ -160,6 +160,30 @@ def test_a_project_configuration_file_becomes_a_swarm_config() -> None:
     assert stack["configs"] == {"haproxy_cfg": {"file": cfg}}
 
 
+def test_a_start_script_of_the_project_becomes_a_swarm_config() -> None:
+    script = f"{PROJECT}/compose/redis/redis-server.sh"
+    mount = {"type": "bind", "source": script, "target": "/usr/local/lib/s.sh", "read_only": True}
+    stack = stack_file(resolved(redis=service(volumes=[mount])), PROJECT)
+    assert stack["services"]["redis"]["configs"] == [
+        {"source": "redis-server_sh", "target": "/usr/local/lib/s.sh"}
+    ]
+    assert stack["configs"] == {"redis-server_sh": {"file": script}}
+
+
+def test_other_project_files_stay_bind_mounts() -> None:
+    mount = {"type": "bind", "source": f"{PROJECT}/dags/x.py", "target": "/x.py"}
+    stack = stack_file(resolved(worker=service(volumes=[mount])), PROJECT)
+    assert stack["services"]["worker"]["volumes"] == [mount]
+
+
+def test_a_tmpfs_volume_size_written_as_a_string_becomes_a_number() -> None:
+    volume = {"type": "tmpfs", "target": "/data", "tmpfs": {"size": "1048576"}}
+    stack = stack_file(resolved(sentinel=service(volumes=[volume])), PROJECT)
+    assert stack["services"]["sentinel"]["volumes"] == [
+        {"type": "tmpfs", "target": "/data", "tmpfs": {"size": 1048576}}
+    ]
+
+
 def test_a_configuration_file_outside_the_project_stays_a_bind_mount() -> None:
     mount = {"type": "bind", "source": "/etc/other/haproxy.cfg", "target": "/x.cfg"}
     stack = stack_file(resolved(lb=service(volumes=[mount])), PROJECT)
@@ -171,7 +195,7 @@ def test_config_names_are_made_of_allowed_characters() -> None:
     assert config_name("/a/b/haproxy.cfg") == "haproxy_cfg"
 
 
-@pytest.mark.parametrize("name", ["api-server", "scheduler", "triggerer"])
+@pytest.mark.parametrize("name", ["api-server", "scheduler", "triggerer", "redis-sentinel"])
 def test_replicated_components_spread_one_per_node(name: str) -> None:
     placement = stack_file(resolved(**{name: service()}), PROJECT)["services"][name]["deploy"][
         "placement"
@@ -184,6 +208,7 @@ def test_replicated_components_spread_one_per_node(name: str) -> None:
     [
         ("mysql", "mysql"),
         ("redis", "redis"),
+        ("redis-replica", "redis-replica"),
         ("lb", "lb"),
         ("worker", "workers"),
         ("worker-heavy", "workers"),
@@ -205,7 +230,7 @@ def test_other_services_go_anywhere(name: str) -> None:
 
 
 def test_node_labels_are_the_pinned_services_labels() -> None:
-    assert NODE_LABELS == ("lb", "mysql", "redis", "workers")
+    assert NODE_LABELS == ("lb", "mysql", "redis", "redis-replica", "workers")
     assert node_label("mysql") == "airflow-ha.mysql"
 
 
@@ -225,6 +250,12 @@ def test_the_restart_policy_waits_5_s_between_restarts() -> None:
         "condition": "any",
         "delay": "5s",
     }
+
+
+def test_a_restart_policy_of_the_compose_files_is_kept() -> None:
+    policy = {"condition": "any", "delay": "20s"}
+    stack = stack_file(resolved(redis=service(deploy={"restart_policy": policy})), PROJECT)
+    assert stack["services"]["redis"]["deploy"]["restart_policy"] == policy
 
 
 def test_a_port_keeps_its_protocol_and_defaults_to_tcp() -> None:

@@ -1,5 +1,6 @@
 """Celery configuration: Airflow's own, retried result reads and writes, a worker liveness file,
-and the modules every task needs imported once per worker instead of once per task.
+the modules every task needs imported once per worker instead of once per task, and what
+Celery needs besides a `sentinel://` URL (the Swarm stack's Redis is reached through Sentinel).
 
 Selected by AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=airflow_ha_celery.CELERY_CONFIG.
 
@@ -18,15 +19,16 @@ the broker connection is up and stops when it is lost, so a stale file means
 import importlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 from celery import bootsteps
-from celery.backends.redis import RedisBackend
+from celery.backends.redis import RedisBackend, SentinelBackend
 from celery.signals import celeryd_init
 
 
-class RedisResultBackend(RedisBackend):
-    """Celery's Redis result backend, whose bulk read waits for Redis to come back.
+class RetriedMget:
+    """A Redis result backend whose bulk read waits for Redis to come back.
 
     The schedulers read every running task's state with one MGET per loop
     (BulkStateFetcher._get_many_from_kv_backend). Celery retries the
@@ -38,14 +40,57 @@ class RedisResultBackend(RedisBackend):
     """
 
     def mget(self, keys: list[str]) -> list[bytes | None]:
-        return self.ensure(super().mget, (keys,))
+        return self.ensure(super().mget, (keys,))  # type: ignore[attr-defined,misc]
 
+
+class RedisResultBackend(RetriedMget, RedisBackend):
+    """Celery's Redis result backend, MGET retried (`redis://`)."""
+
+
+class SentinelResultBackend(RetriedMget, SentinelBackend):
+    """Celery's Redis result backend through Redis Sentinel, MGET retried (`sentinel://`)."""
+
+
+# The name under which the Swarm stack's sentinels watch its Redis primary
+# (compose/redis/redis-sentinel.sh).
+SENTINEL_MASTER_NAME = "airflow-ha"
+
+
+def sentinel_options(url: str) -> dict[str, Any]:
+    """The transport options a `sentinel://` URL needs (none for another URL).
+
+    The URL's password opens the Redis servers; the sentinels ask for the
+    same one, which Kombu and Celery send them only from `sentinel_kwargs`.
+    One name resolves to every sentinel, and redis-py tries each address in
+    turn: 2 s timeouts keep one on a lost host from holding a client long.
+    """
+    if not url.startswith("sentinel://"):
+        return {}
+    return {
+        "master_name": SENTINEL_MASTER_NAME,
+        "sentinel_kwargs": {
+            "password": urlsplit(url.split(";")[0]).password,
+            "socket_connect_timeout": 2,
+            "socket_timeout": 2,
+        },
+    }
+
+
+_BROKER_URL = DEFAULT_CELERY_CONFIG["broker_url"]
+_RESULT_URL = DEFAULT_CELERY_CONFIG["result_backend"]
+_RESULT_BACKEND_CLASS = (
+    "SentinelResultBackend" if _RESULT_URL.startswith("sentinel://") else "RedisResultBackend"
+)
 
 CELERY_CONFIG = {
     **DEFAULT_CELERY_CONFIG,
     # Celery's `class+url` form (celery.app.backends.by_url): the URL stays
     # Airflow's [celery] result_backend, read from its secret file.
-    "result_backend": f"airflow_ha_celery:RedisResultBackend+{DEFAULT_CELERY_CONFIG['result_backend']}",
+    "result_backend": f"airflow_ha_celery:{_RESULT_BACKEND_CLASS}+{_RESULT_URL}",
+    "broker_transport_options": {
+        **DEFAULT_CELERY_CONFIG["broker_transport_options"],
+        **sentinel_options(_BROKER_URL),
+    },
     # The result backend is Redis (workers get no database password). A
     # worker's pool processes keep their Redis connection between tasks; one
     # that broke while the worker was cut off failed the next task's first
@@ -60,6 +105,7 @@ CELERY_CONFIG = {
     # ends the scheduler, and its restart policy brings it back.
     "result_backend_transport_options": {
         **DEFAULT_CELERY_CONFIG["result_backend_transport_options"],
+        **sentinel_options(_RESULT_URL),
         "retry_policy": {"max_retries": 60, "interval_start": 0, "interval_step": 1, "interval_max": 1},
     },
     "result_backend_max_retries": 10,

@@ -18,7 +18,9 @@ from airflow_ha.context import Context
 from airflow_ha.docker_host import check_docker
 from airflow_ha.errors import ConfigError
 from airflow_ha.images import ImageBuilder
-from airflow_ha.paths import REPO_ROOT, STATE_DIR
+from airflow_ha.paths import REPO_ROOT, STATE_DIR, SWARM_COMPOSE_FILE
+from airflow_ha.secret_files import swarm_secret_values, swarm_secrets_dir, write_secret_files
+from airflow_ha.stack import Stack
 from airflow_ha.swarm import deploy, engines
 from airflow_ha.swarm.stack_file import ONE_SHOT_SERVICES, stack_file
 
@@ -131,7 +133,9 @@ def run_up(args: argparse.Namespace, ctx: Context) -> int:
     if args.engines:
         stack_images = [images.airflow, images.mysql, images.redis, images.haproxy]
         engines.sync_images(ctx.docker, engine_set(ctx), stack_images, progress)
-    model = ctx.stack.docker.compose.config(return_json=True)
+    write_secret_files(swarm_secrets_dir(ctx.state_dir), swarm_secret_values(ctx.settings))
+    compose = Stack(ctx.settings, ctx.env_files, overrides=(SWARM_COMPOSE_FILE,)).docker.compose
+    model = compose.config(return_json=True)
     stack = ctx.settings.compose_project_name
     # JSON, which is YAML too: what `docker stack deploy -c` reads.
     path = ctx.state_dir / "stack.json"

@@ -19,7 +19,13 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from airflow_ha.errors import ClusterError, ConfigError, TimeoutExpiredError
-from airflow_ha.swarm.stack_file import NODE_LABELS, ONE_SHOT_SERVICES, node_label
+from airflow_ha.swarm.stack_file import (
+    NODE_LABELS,
+    ONE_SHOT_SERVICES,
+    PINNED_SERVICES,
+    SPREAD_SERVICES,
+    node_label,
+)
 
 OVERLAY_CHECK_NETWORK = "airflow-ha-overlay-check"
 LOG_LINES_ON_FAILURE = 25
@@ -68,11 +74,41 @@ def missing_labels(node_labels: Iterable[Mapping[str, str]]) -> list[str]:
     return [node_label(label) for label in NODE_LABELS if node_label(label) not in carried]
 
 
-def recovered(services: Sequence[ServiceState], lost_node: str) -> bool:
-    """Every service runs its replicas again, none of them on the lost node."""
-    return bool(services) and all(
-        s.ready and lost_node not in s.nodes for s in services if s.service not in ONE_SHOT_SERVICES
-    )
+def capacity(service: str, nodes: Sequence[Mapping[str, str]]) -> int | None:
+    """How many replicas of a service these nodes (their labels) can run: one
+    per node for a spread service, none without a node of its label, else
+    any number (None)."""
+    if service in SPREAD_SERVICES:
+        return len(nodes)
+    if service in PINNED_SERVICES:
+        label = node_label(PINNED_SERVICES[service])
+        return None if any(labels.get(label) == "true" for labels in nodes) else 0
+    return None
+
+
+def recovered(
+    services: Sequence[ServiceState], lost_node: str, surviving: Sequence[Mapping[str, str]]
+) -> bool:
+    """Every service runs as many replicas as the surviving nodes (their
+    labels) can hold, none of them on the lost node: its replica count, or
+    one per node for a spread service (three sentinels on two nodes: two),
+    or none for a service pinned to the lost node alone (the Redis replica)."""
+
+    def back(state: ServiceState) -> bool:
+        room = capacity(state.service, surviving)
+        wanted = state.replicas if room is None else min(state.replicas, room)
+        return state.running >= wanted and lost_node not in state.nodes
+
+    return bool(services) and all(back(s) for s in services if s.service not in ONE_SHOT_SERVICES)
+
+
+def surviving_labels(client: DockerClient, lost_node: str) -> list[dict[str, str]]:
+    """The labels of every ready node but the lost one."""
+    return [
+        dict(n.spec.labels or {})
+        for n in client.node.list()
+        if n.status.state == "ready" and n.description.hostname != lost_node
+    ]
 
 
 def image_problem(services: Sequence[ServiceState], since: datetime) -> str | None:

@@ -7,20 +7,22 @@ function of the model, so every rule below is unit-tested:
 
 - keys Swarm ignores or refuses go (build, depends_on, restart, oom_score_adj,
   security_opt, container_name); restart policies move under `deploy`, the
-  one-shot airflow-init restarting only on failure;
+  one-shot airflow-init restarting only on failure, unless the Compose files
+  set one there;
 - every service is reached by DNS round robin (`endpoint_mode: dnsrr`): HAProxy
   and the clients already resolve replicas by name, and the routing mesh's
   virtual IPs need IPVS, which not every kernel has (the three-engine harness's
   does not);
 - published ports bind on the node that runs the service (`mode: host`);
 - tmpfs mounts become tmpfs volumes with their size (Swarm drops the short form);
-- a bind-mounted file of the project (HAProxy's configuration) becomes a Swarm
-  config, so it reaches whichever node runs the service; the DAG folder stays
-  a bind mount and must exist at the same path on every node;
+- a bind-mounted file of the project (HAProxy's configuration, the start
+  scripts of Redis and its sentinels) becomes a Swarm config, so it reaches
+  whichever node runs the service; the DAG folder stays a bind mount and must
+  exist at the same path on every node;
 - placement: replicas of the components that have several are spread over
-  nodes, one per node; MySQL, Redis and the load balancer go to the node
-  labelled for them (their volumes and published ports live there); Celery
-  workers to the nodes labelled for workers.
+  nodes, one per node; MySQL, the Redis primary and replica and the load
+  balancer go to the node labelled for them (their volumes and published ports
+  live there); Celery workers to the nodes labelled for workers.
 """
 
 import re
@@ -44,16 +46,19 @@ SWARM_IGNORED_KEYS = (
 )
 
 ONE_SHOT_SERVICES = frozenset({"airflow-init"})
-SPREAD_SERVICES = frozenset({"api-server", "scheduler", "triggerer"})
+SPREAD_SERVICES = frozenset({"api-server", "scheduler", "triggerer", "redis-sentinel"})
 # Service -> node label it needs (`airflow-ha.<label>=true` on the node).
 PINNED_SERVICES: Mapping[str, str] = {
     "mysql": "mysql",
     "redis": "redis",
+    "redis-replica": "redis-replica",
     "lb": "lb",
     "worker": "workers",
     "worker-heavy": "workers",
 }
 NODE_LABELS = tuple(sorted(set(PINNED_SERVICES.values())))
+# Bind-mounted files of the project with these suffixes become Swarm configs.
+PROJECT_FILE_SUFFIXES = (".cfg", ".sh")
 
 _SIZE = re.compile(r"^(\d+)([kmg]?)$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -104,10 +109,11 @@ def _service(
     }
     deploy = out.setdefault("deploy", {})
     deploy["endpoint_mode"] = "dnsrr"
-    deploy["restart_policy"] = {
-        "condition": "on-failure" if name in ONE_SHOT_SERVICES else "any",
-        "delay": "5s",
-    }
+    # One the Compose files set (compose/swarm.yaml, for the Redis servers) wins.
+    deploy.setdefault(
+        "restart_policy",
+        {"condition": "on-failure" if name in ONE_SHOT_SERVICES else "any", "delay": "5s"},
+    )
     if name in ONE_SHOT_SERVICES:
         deploy["replicas"] = 1
     placement = _placement(name)
@@ -126,11 +132,18 @@ def _service(
     volumes = []
     for volume in out.get("volumes", []):
         source = str(volume.get("source", ""))
-        is_project_file = volume.get("type") == "bind" and PurePosixPath(source).suffix == ".cfg"
+        is_project_file = (
+            volume.get("type") == "bind" and PurePosixPath(source).suffix in PROJECT_FILE_SUFFIXES
+        )
         if is_project_file and source.startswith(project_dir):
             config = config_name(source)
             configs[config] = {"file": source}
             out.setdefault("configs", []).append({"source": config, "target": volume["target"]})
+        elif volume.get("type") == "tmpfs" and "size" in volume.get("tmpfs", {}):
+            # `docker compose config` writes the size as a string; stack files take a number.
+            volumes.append(
+                {**volume, "tmpfs": {**volume["tmpfs"], "size": int(volume["tmpfs"]["size"])}}
+            )
         else:
             volumes.append({k: v for k, v in volume.items() if k != "bind"})
     volumes += [tmpfs_volume(spec) for spec in service.get("tmpfs", [])]
