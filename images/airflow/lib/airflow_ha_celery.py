@@ -76,11 +76,26 @@ def sentinel_options(url: str) -> dict[str, Any]:
     }
 
 
+# Sentinel URLs are the Swarm stack's, whose Redis primary may be on a host
+# that vanishes: no reset closes the clients' connections, and without a
+# socket timeout a publish or a read waits on the dead connection forever
+# (Kombu's note on `socket_timeout`; Celery's result backend waits 120 s).
+# After 10 s the client gives up, asks the sentinels again and finds the
+# promoted replica; Kombu drops a consumer's silent BRPOP connection after
+# 1 + 10 s instead of 1 + 25 s.
+SENTINEL_BROKER_TIMEOUTS = {
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "health_check_interval": 10,
+}
+SENTINEL_RESULT_TIMEOUTS = {"redis_socket_timeout": 10, "redis_socket_connect_timeout": 5}
+
+
 _BROKER_URL = DEFAULT_CELERY_CONFIG["broker_url"]
 _RESULT_URL = DEFAULT_CELERY_CONFIG["result_backend"]
-_RESULT_BACKEND_CLASS = (
-    "SentinelResultBackend" if _RESULT_URL.startswith("sentinel://") else "RedisResultBackend"
-)
+_SENTINEL_BROKER = _BROKER_URL.startswith("sentinel://")
+_SENTINEL_RESULTS = _RESULT_URL.startswith("sentinel://")
+_RESULT_BACKEND_CLASS = "SentinelResultBackend" if _SENTINEL_RESULTS else "RedisResultBackend"
 
 CELERY_CONFIG = {
     **DEFAULT_CELERY_CONFIG,
@@ -90,7 +105,9 @@ CELERY_CONFIG = {
     "broker_transport_options": {
         **DEFAULT_CELERY_CONFIG["broker_transport_options"],
         **sentinel_options(_BROKER_URL),
+        **(SENTINEL_BROKER_TIMEOUTS if _SENTINEL_BROKER else {}),
     },
+    **(SENTINEL_RESULT_TIMEOUTS if _SENTINEL_RESULTS else {}),
     # The result backend is Redis (workers get no database password). A
     # worker's pool processes keep their Redis connection between tasks; one
     # that broke while the worker was cut off failed the next task's first
