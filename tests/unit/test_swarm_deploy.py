@@ -121,6 +121,13 @@ def test_a_task_rejected_for_want_of_an_image_is_named_with_its_node() -> None:
     )
 
 
+def test_a_rejection_made_at_the_moment_of_the_deploy_counts() -> None:
+    at_deploy = task(
+        "n2", state="rejected", desired="shutdown", error="No such image: x", created=DEPLOYED
+    )
+    assert image_problem([ServiceState("redis", 1, (at_deploy,))], DEPLOYED) is not None
+
+
 def test_a_task_that_failed_for_another_reason_is_no_image_problem() -> None:
     crashed = ServiceState(
         "scheduler",

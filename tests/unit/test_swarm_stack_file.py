@@ -184,6 +184,12 @@ def test_a_tmpfs_volume_size_written_as_a_string_becomes_a_number() -> None:
     ]
 
 
+def test_a_tmpfs_volume_without_a_size_stays_as_it_is() -> None:
+    volume = {"type": "tmpfs", "target": "/data"}
+    stack = stack_file(resolved(sentinel=service(volumes=[volume])), PROJECT)
+    assert stack["services"]["sentinel"]["volumes"] == [volume]
+
+
 def test_a_configuration_file_outside_the_project_stays_a_bind_mount() -> None:
     mount = {"type": "bind", "source": "/etc/other/haproxy.cfg", "target": "/x.cfg"}
     stack = stack_file(resolved(lb=service(volumes=[mount])), PROJECT)
