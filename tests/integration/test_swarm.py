@@ -3,8 +3,10 @@
 Three engines in containers (`swarm-engines up`), the stack deployed across
 them (`swarm-up --engines`), the example DAGs run through the load balancer,
 then, while DAG runs are in flight, the Redis primary killed (its replica
-promoted by the sentinels), and a whole host killed. The engines, everything
-they ran and their state are removed at the end, also when a test fails.
+promoted by the sentinels), and a whole host killed; last, a deploy onto a
+node that lacks the image, which must leave no stack behind. The engines,
+everything they ran and their state are removed at the end, also when a
+test fails.
 """
 
 import re
@@ -304,3 +306,34 @@ def test_losing_a_whole_host_loses_no_run(swarm: SwarmCluster) -> None:
         f"every service back to its replicas after {recovered_s:.1f} s; "
         f"the runs done {finished_s:.1f} s after the kill"
     )
+
+
+def test_a_node_without_the_image_leaves_no_stack_behind(swarm: SwarmCluster) -> None:
+    """After the host loss (the last test: it removes the stack). The Redis
+    label moves to the first host, so that the labels check passes without
+    the lost one; the third host loses the Airflow image; `swarm-up --host`
+    (which, unlike `--engines`, gives the engines no images) must name the
+    node and the image, and leave no service of the stack behind."""
+    manager = swarm.manager()
+    template = manager.service.inspect(f"{swarm.stack}_worker").spec.task_template
+    assert template is not None
+    assert template.container_spec is not None
+    image = str(template.container_spec.image)
+    result = swarm.cli("swarm-down", "--engines")
+    assert result.code == 0, result
+    first, third = swarm.engines.engines[0], swarm.engines.engines[2]
+    manager.node.update(first.name, labels_add={"airflow-ha.redis": "true"})
+    third.client().image.remove(image, force=True)
+
+    result = swarm.cli("swarm-up", "--host", swarm.engines.manager.host, "--timeout", "600")
+
+    assert result.code == 1, result
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        rf"airflow-ha: error: node {third.name} lacks the image of [\w-]+ \(.*No such image.*\): "
+        r"load it there \(`docker save <image> \| docker load`\) and run `make swarm-up` "
+        "again; the stack was removed",
+        last,
+    ), last
+    namespace = f"com.docker.stack.namespace={swarm.stack}"
+    assert manager.service.list(filters=[("label", namespace)]) == []
