@@ -40,7 +40,7 @@ class RetriedMget:
     """
 
     def mget(self, keys: list[str]) -> list[bytes | None]:
-        return self.ensure(super().mget, (keys,))  # type: ignore[attr-defined,misc]
+        return self.ensure(super().mget, (keys,))
 
 
 class RedisResultBackend(RetriedMget, RedisBackend):
