@@ -280,7 +280,7 @@ def test_losing_a_whole_host_loses_no_run(swarm: SwarmCluster) -> None:
             lambda: deploy.recovered(
                 deploy.service_states(manager, swarm.stack),
                 lost.name,
-                deploy.surviving_labels(manager, lost.name),
+                deploy.ready_node_labels(manager, excluding=lost.name),
             ),
             timeout=300,
         )

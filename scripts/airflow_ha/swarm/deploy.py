@@ -102,12 +102,12 @@ def recovered(
     return bool(services) and all(back(s) for s in services if s.service not in ONE_SHOT_SERVICES)
 
 
-def surviving_labels(client: DockerClient, lost_node: str) -> list[dict[str, str]]:
-    """The labels of every ready node but the lost one."""
+def ready_node_labels(client: DockerClient, excluding: str = "") -> list[dict[str, str]]:
+    """The labels of every ready node of the Swarm (but the one named `excluding`)."""
     return [
         dict(n.spec.labels or {})
         for n in client.node.list()
-        if n.status.state == "ready" and n.description.hostname != lost_node
+        if n.status.state == "ready" and n.description.hostname != excluding
     ]
 
 
@@ -140,8 +140,7 @@ def check_manager(client: DockerClient) -> None:
 
 
 def check_labels(client: DockerClient) -> None:
-    ready = [n for n in client.node.list() if n.status.state == "ready"]
-    missing = missing_labels(n.spec.labels or {} for n in ready)
+    missing = missing_labels(ready_node_labels(client))
     if missing:
         adds = " ".join(f"--label-add {label}=true" for label in missing)
         raise ConfigError(
