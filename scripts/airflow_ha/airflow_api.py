@@ -6,8 +6,11 @@ sends the token as a Bearer header, logging in again once if it expires.
 It rides out a short outage (an api-server restarting, the load balancer
 briefly without a replica): a request that may safely be sent twice is sent
 again after a 502, 503 or 504 answer or a connection error, up to RETRIES
-times with a growing pause, and each retry is reported on stderr. Triggering a
-DAG run is never sent twice: a lost answer could mean the run exists already.
+times with a growing pause, and once more at once if its answer broke off
+midway (the api-server died while sending it: no load balancer can send that
+request again, part of the answer has left). Each retry is reported on stderr.
+Triggering a DAG run is never sent twice: a lost answer could mean the run
+exists already.
 """
 
 import sys
@@ -42,6 +45,10 @@ def parse_time(value: Any) -> datetime | None:
 
 class AirflowApiError(ClusterError):
     """The API answered with an error, or could not be reached."""
+
+
+class AnswerCutOff(AirflowApiError):
+    """The API began an answer and broke it off: its server died while sending it."""
 
 
 @dataclass(frozen=True)
@@ -154,10 +161,29 @@ class AirflowClient:
             return session.request(
                 method, self.base_url + path, headers=headers, timeout=self._timeout, **kwargs
             )
+        except requests.exceptions.ChunkedEncodingError as error:
+            raise AnswerCutOff(
+                f"the Airflow API at {self.base_url} broke off its answer: {error}"
+            ) from None
         except requests.RequestException as error:
             raise AirflowApiError(
                 f"cannot reach the Airflow API at {self.base_url}: {error}"
             ) from None
+
+    def _send_whole(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Sends once more, at once, a request whose answer broke off, if it may
+        be sent twice and this client retries at all."""
+        try:
+            return self._send(method, path, **kwargs)
+        except AnswerCutOff as error:
+            if self._retries == 0 or not kwargs.get("idempotent", True):
+                raise
+            print(
+                f"airflow-ha: {method} {path}: {error}; sending it again",
+                file=sys.stderr,
+                flush=True,
+            )
+            return self._send(method, path, **kwargs)
 
     @staticmethod
     def _raise_for_status(response: requests.Response, what: str) -> None:
@@ -170,10 +196,10 @@ class AirflowClient:
     ) -> JSON | None:
         if self._token is None:
             self._login()
-        response = self._send(method, path, **kwargs)
+        response = self._send_whole(method, path, **kwargs)
         if response.status_code == 401:
             self._login()
-            response = self._send(method, path, **kwargs)
+            response = self._send_whole(method, path, **kwargs)
         if allow_404 and response.status_code == 404:
             return None
         self._raise_for_status(response, f"{method} {path}")

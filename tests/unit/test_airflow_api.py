@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from airflow_ha.airflow_api import AirflowApiError, AirflowClient, Credentials
+from airflow_ha.airflow_api import AirflowApiError, AirflowClient, AnswerCutOff, Credentials
 from airflow_ha.errors import ExitCode
 
 USER = "admin"
@@ -37,6 +37,10 @@ class ApiState:
     login_status: int | None = None  # force this status on POST /auth/token
     # Statuses to answer, one per request, before answering normally.
     outage: list[int] = field(default_factory=list)
+    # Answers to break off midway, one per request, before answering normally
+    # (as an api-server killed while it sends one): with a Content-Length the
+    # body is short, chunked the last chunk never comes.
+    cut_off: list[str] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
 
     @property
@@ -84,6 +88,20 @@ class Handler(BaseHTTPRequestHandler):
     def _in_outage(self) -> bool:
         if self.state.outage:
             self._reply(self.state.outage.pop(0), text="no server is available")
+            return True
+        if self.state.cut_off:
+            framing = self.state.cut_off.pop(0)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if framing == "chunked":
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b'8\r\n{"dag_id\r\n')
+            else:
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+                self.wfile.write(b'{"dag_id')
+            self.close_connection = True
             return True
         return False
 
@@ -393,3 +411,47 @@ def test_an_unreachable_api_is_tried_again_before_giving_up(
     with pytest.raises(AirflowApiError, match="cannot reach"):
         client.health()
     assert len(capsys.readouterr().err.splitlines()) == 5
+
+
+@pytest.mark.parametrize("framing", ["chunked", "content-length"])
+def test_an_answer_broken_off_is_asked_for_once_more(
+    api: FakeApiServer, client: AirflowClient, framing: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client.health()
+    api.state.cut_off = [framing]
+
+    assert client.dag("d") == {"dag_id": "d"}
+
+    assert [s.path for s in api.state.seen[2:]] == ["/api/v2/dags/d"] * 2
+    (said,) = capsys.readouterr().err.splitlines()
+    assert said.startswith(
+        f"airflow-ha: GET /api/v2/dags/d: the Airflow API at {api.url} broke off its answer: "
+    )
+    assert said.endswith("; sending it again")
+
+
+def test_an_answer_broken_off_twice_is_an_error(api: FakeApiServer, client: AirflowClient) -> None:
+    client.health()
+    api.state.cut_off = ["chunked", "chunked"]
+    with pytest.raises(AnswerCutOff, match=f"^the Airflow API at {api.url} broke off its answer: "):
+        client.dag("d")
+    assert len(api.state.seen) == 2 + 2
+
+
+def test_a_trigger_broken_off_is_not_sent_again(api: FakeApiServer, client: AirflowClient) -> None:
+    client.health()
+    api.state.cut_off = ["content-length"]
+    with pytest.raises(AnswerCutOff):
+        client.trigger("d")
+    assert [s.method for s in api.state.seen[2:]] == ["POST"]
+
+
+def test_a_clone_without_retries_reports_an_answer_broken_off(
+    api: FakeApiServer, client: AirflowClient
+) -> None:
+    probe = client.clone(retries=0)
+    probe.health()
+    api.state.cut_off = ["chunked"]
+    with pytest.raises(AnswerCutOff):
+        probe.health()
+    assert len(api.state.seen) == 2 + 1

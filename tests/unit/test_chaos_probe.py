@@ -30,6 +30,7 @@ class ProbeServer(ThreadingHTTPServer):
         self.queries: set[str] = set()
         self.failing = threading.Event()
         self.ok_gets = OK_GETS
+        self.broken_off: set[int] = set()  # GETs (by number) whose answer breaks off midway
 
     @property
     def url(self) -> str:
@@ -70,6 +71,14 @@ class ProbeHandler(BaseHTTPRequestHandler):
             n = self.fake.gets
             self.fake.authorizations.add(self.headers.get("Authorization"))
             self.fake.queries.add(urlsplit(self.path).query)
+        if n in self.fake.broken_off:  # as an api-server killed while it answers
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b'8\r\n{"dags":\r\n')
+            self.close_connection = True
+            return
         if n <= self.fake.ok_gets:
             self._reply(200, b'{"dags": [], "total_entries": 0}', "application/json")
             return
@@ -122,6 +131,36 @@ def test_probe_counts_requests_and_failures(
     assert probe_server.logins == 1
     assert probe_server.queries == {"limit=1"}  # one DAG per answer: a light request
     assert probe_server.authorizations == {"Bearer tok"}
+
+
+@pytest.mark.parametrize(
+    ("broken_off", "cut_off", "failed"),
+    [
+        ({3}, 1, 0),  # sent again at once, and answered: not a failed request
+        ({3, 4}, 1, 1),  # sent again and broken off again: failed
+        ({3, 5}, 2, 0),  # two answers broken off, each answered when sent again
+    ],
+)
+def test_probe_sends_an_answer_broken_off_once_more(
+    monkeypatch: pytest.MonkeyPatch,
+    probe_server: ProbeServer,
+    broken_off: set[int],
+    cut_off: int,
+    failed: int,
+) -> None:
+    monkeypatch.setattr(probe, "POLL_INTERVAL_S", 0.005)
+    probe_server.ok_gets = 10  # then 503s, which stop the test
+    probe_server.broken_off = broken_off
+    api_probe = probe.ApiProbe(AirflowClient(probe_server.url, Credentials("admin", "pw")))
+    with api_probe:
+        assert probe_server.failing.wait(timeout=5), "the probe stopped sending requests"
+
+    result = api_probe.result
+    assert result.cut_off == cut_off
+    assert result.failed - (probe_server.gets - probe_server.ok_gets) == failed
+    assert result.requests == probe_server.gets - 1 - cut_off  # a request sent again is one
+    if failed:
+        assert "broke off its answer" in result.errors[0]
 
 
 def test_probe_result_is_empty_before_it_runs() -> None:

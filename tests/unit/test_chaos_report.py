@@ -205,6 +205,22 @@ def test_detail_of_api_server_kill_counts_failed_requests() -> None:
     assert detail(r) == f"3 of 412 API requests failed; {RUNS_TOOK}"
 
 
+@pytest.mark.parametrize(
+    ("cut_off", "said"),
+    [
+        (1, "1 answer broken off by the kill, sent again; "),
+        (2, "2 answers broken off by the kill, sent again; "),
+        (0, ""),
+    ],
+)
+def test_detail_of_api_server_kill_counts_answers_broken_off(cut_off: int, said: str) -> None:
+    r = result(
+        "api-server-kill", details={"api_requests": 412, "api_failed": 0, "api_cut_off": cut_off}
+    )
+    assert detail(r) == f"0 of 412 API requests failed; {said}{RUNS_TOOK}"
+    assert r.verdict == "ok"  # an answer sent again and whole is not a failed request
+
+
 def test_detail_of_scheduler_kill_names_the_survivors_first_task() -> None:
     r = result(details={"survivor_queued_s": 3.5, "scheduling_gap_s": 4.0}, run_seconds=[])
     assert detail(r) == (

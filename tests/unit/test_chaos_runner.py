@@ -827,7 +827,9 @@ def test_an_api_server_fault_is_watched_by_the_probe_and_fails_with_its_failures
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = ScriptedClient(FAULT_AT)
-    made = probing(monkeypatch, client, requests=140, failed=2, errors=["first", "second"])
+    made = probing(
+        monkeypatch, client, requests=140, failed=2, cut_off=1, errors=["first", "second"]
+    )
 
     r = run_fault(fault=API_SERVER_KILL, client=client).result
 
@@ -838,6 +840,7 @@ def test_an_api_server_fault_is_watched_by_the_probe_and_fails_with_its_failures
     assert {k: v for k, v in r.details.items() if k.startswith("api_")} == {
         "api_requests": 140,
         "api_failed": 2,
+        "api_cut_off": 1,
         "api_first_error": "first",
     }
     assert (r.failed_api_requests, r.verdict) == (2, "API FAILED")
@@ -847,9 +850,13 @@ def test_an_api_server_fault_without_failures_has_no_first_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = ScriptedClient(FAULT_AT)
-    probing(monkeypatch, client, requests=90, failed=0, errors=[])
+    probing(monkeypatch, client, requests=90, failed=0, cut_off=3, errors=[])
     r = run_fault(fault=API_SERVER_KILL, client=client).result
-    assert (r.details["api_requests"], r.details["api_failed"]) == (90, 0)
+    assert (r.details["api_requests"], r.details["api_failed"], r.details["api_cut_off"]) == (
+        90,
+        0,
+        3,
+    )
     assert "api_first_error" not in r.details
     assert r.ok
 

@@ -21,6 +21,9 @@ def _detail(result: FaultResult) -> str:
     parts = []
     if "api_requests" in d:
         parts.append(f"{d['api_failed']} of {d['api_requests']} API requests failed")
+        if cut_off := d.get("api_cut_off", 0):
+            answers = "answer" if cut_off == 1 else "answers"
+            parts.append(f"{cut_off} {answers} broken off by the kill, sent again")
     if "survivor_queued_s" in d:
         parts.append(f"surviving scheduler queued a task after {d['survivor_queued_s']} s")
     if "scheduling_gap_s" in d:

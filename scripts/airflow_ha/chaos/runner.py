@@ -372,6 +372,7 @@ def run_fault(
     if probe is not None:
         watched.details["api_requests"] = probe.result.requests
         watched.details["api_failed"] = probe.result.failed
+        watched.details["api_cut_off"] = probe.result.cut_off
         if probe.result.errors:
             watched.details["api_first_error"] = probe.result.errors[0]
     result = _judge(
