@@ -212,20 +212,21 @@ def _wait_engine(engine: Engine) -> None:
         time.sleep(1)
 
 
-def _address(docker: DockerClient, engines: EngineSet, engine: Engine) -> str:
+def address(docker: DockerClient, engines: EngineSet, engine: Engine) -> str:
+    """The engine's address on the engines' network (what the others reach it at)."""
     networks = docker.container.inspect(engine.name).network_settings.networks or {}
     return str(networks[engines.network].ip_address)
 
 
 def _form_swarm(docker: DockerClient, engines: EngineSet, log: Log) -> None:
     manager = engines.manager
-    manager_address = _address(docker, engines, manager)
+    manager_address = address(docker, engines, manager)
     manager.client().swarm.init(advertise_address=manager_address)
     token = manager.client().swarm.join_token("manager")
     for engine in engines.engines[1:]:
         engine.client().swarm.join(
             f"{manager_address}:2377",
-            advertise_address=_address(docker, engines, engine),
+            advertise_address=address(docker, engines, engine),
             token=token,
         )
     for engine in engines.engines:
