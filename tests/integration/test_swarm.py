@@ -3,8 +3,9 @@
 Three engines in containers (`swarm-engines up`), the stack deployed across
 them (`swarm-up --engines`), the example DAGs run through the load balancer,
 then, while DAG runs are in flight, the Redis primary killed (its replica
-promoted by the sentinels), and a whole host killed; last, a deploy onto a
-node that lacks the image, which must leave no stack behind. The engines,
+promoted by the sentinels), a host cut off from the others and let back, and
+a whole host killed; last, a deploy onto a node that lacks the image, which
+must leave no stack behind. The engines,
 everything they ran and their state are removed at the end, also when a
 test fails.
 """
@@ -16,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +30,7 @@ from airflow_ha.airflow_api import AirflowClient, Credentials
 from airflow_ha.paths import STATE_DIR
 from airflow_ha.settings import load_settings
 from airflow_ha.swarm import deploy
-from airflow_ha.swarm.engines import EngineSet
+from airflow_ha.swarm.engines import Engine, EngineSet, address
 
 from .conftest import CliResult, readable_dags_copy, run_cli, wait_for, write_env_file
 
@@ -39,6 +41,14 @@ UP_TIMEOUT_SECONDS = "1200"
 # replicas of the spread services Swarm put there. The first host, which
 # holds MySQL (one server, README), is the one the stack cannot lose.
 LOST_HOST_INDEX = 2
+# The Redis replica, workers and a sentinel: the host whose loss of the network
+# splits no Redis server from its clients' majority (cutting the primary's
+# host off is a host loss for Redis, which the kill already proves).
+CUT_OFF_HOST_INDEX = 3
+# Longer than Airflow takes to fail a task that stopped heartbeating (15 s)
+# and than a cut-off task takes to stop itself (3 failed heartbeats): the
+# tasks there must have been given up, not merely delayed.
+CUT_OFF_AT_LEAST_S = 90
 SENTINEL_MASTER = "airflow-ha"  # compose/redis/redis-sentinel.sh
 
 
@@ -126,6 +136,26 @@ class SwarmCluster:
             for ti in self.client.task_instances_where(["success"])
             if ti["try_number"] > 1 and datetime.fromisoformat(ti["start_date"]) > moment
         ]
+
+
+@contextmanager
+def cut_off(engines: EngineSet, host: Engine) -> Iterator[None]:
+    """Drops every packet between `host` and the other engines until the block
+    ends (also on failure): the host and its containers run on, unreachable.
+    In the raw table, ahead of connection tracking and of the engine's own
+    rules, so no established connection or Docker's rules let a packet by."""
+    docker = DockerClient()
+    peers = [address(docker, engines, e) for e in engines.engines if e != host]
+    rules = [r for p in peers for r in (["PREROUTING", "-s", p], ["OUTPUT", "-d", p])]
+    for rule in rules:
+        docker.container.execute(host.name, ["iptables", "-t", "raw", "-I", *rule, "-j", "DROP"])
+    try:
+        yield
+    finally:
+        for rule in rules:
+            docker.container.execute(
+                host.name, ["iptables", "-t", "raw", "-D", *rule, "-j", "DROP"]
+            )
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +285,67 @@ def test_losing_the_redis_primary_promotes_its_replica_and_loses_no_run(
     answer = swarm.redis_cli("redis-sentinel", "sentinel", "failover", SENTINEL_MASTER, port=26379)
     assert answer.strip() == "OK", answer
     swarm.wait_redis_settled("redis")
+
+
+def test_a_host_cut_off_from_the_others_loses_no_run(swarm: SwarmCluster) -> None:
+    swarm.wait_redis_settled("redis")
+    host = swarm.engines.engines[CUT_OFF_HOST_INDEX - 1]
+    its_containers = {c.id[:12] for c in host.client().container.list()}
+    manager = swarm.manager()
+    verify = swarm.start_verify()
+    try:
+        wait_for(
+            f"a task running on {host.name}",
+            lambda: any(
+                ti.get("hostname") in its_containers
+                for ti in swarm.client.task_instances_where(["running"])
+            ),
+            timeout=180,
+        )
+        with cut_off(swarm.engines, host):
+            cut_at = datetime.now(UTC)
+            cut = time.monotonic()
+            wait_for(
+                "every service back to its replicas on the hosts still connected",
+                lambda: deploy.recovered(
+                    deploy.service_states(manager, swarm.stack),
+                    host.name,
+                    deploy.ready_node_labels(manager, excluding=host.name),
+                ),
+                timeout=300,
+            )
+            recovered_s = time.monotonic() - cut
+            time.sleep(max(0.0, CUT_OFF_AT_LEAST_S - recovered_s))
+        healed_s = time.monotonic() - cut
+        output, _ = verify.communicate(timeout=900)
+    finally:
+        if verify.poll() is None:
+            verify.kill()
+    assert verify.returncode == 0, output
+    assert "3 of 3 DAG runs succeeded" in output, output
+    retried = swarm.retried_since(cut_at)
+    for ti in retried:
+        assert ti["hostname"] not in its_containers, ti
+    again = [(datetime.fromisoformat(ti["start_date"]) - cut_at).total_seconds() for ti in retried]
+    # Let back in, the host is a ready node again and every service is at its
+    # full count across the three hosts, the Redis replica in sync.
+    wait_for(
+        f"{host.name} ready again, every service at its replicas",
+        lambda: (
+            len(deploy.ready_node_labels(manager)) == len(swarm.engines.engines)
+            and all(s.ready for s in deploy.service_states(manager, swarm.stack))
+        ),
+        timeout=300,
+    )
+    swarm.wait_redis_settled("redis")
+    back_s = time.monotonic() - cut
+    print(
+        f"\nhost-partition {host.name}: {len(retried)} task(s) retried on other hosts, "
+        f"the last running again {max(again, default=0):.1f} s after the cut; every "
+        f"service back to its replicas on the others after {recovered_s:.1f} s; let back "
+        f"after {healed_s:.1f} s, every service at full count on all hosts after "
+        f"{back_s:.1f} s"
+    )
 
 
 def test_losing_a_whole_host_loses_no_run(swarm: SwarmCluster) -> None:
