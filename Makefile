@@ -6,7 +6,7 @@
 #   make check-dags [DAGS_DIR=path] [JUNIT=file]   import every DAG file in seconds, no cluster
 #   make smoke DAGS_DIR=path [DAG="id ..."] [TOPOLOGY=single|ha] [CONF=file.json] [JUNIT=file] [JSON=file]
 #                              CI: import check, a throw-away cluster, verify, reports, removal
-#   make scale WORKERS=N [QUEUE=heavy] [FORCE=yes]   resize a worker pool; drains on the way down
+#   make scale WORKERS=N [QUEUE=heavy] [FORCE=yes] [ENGINES=1 | SWARM_HOST=url]   resize a worker pool; drains on the way down
 #   make lab-list | lab-check LAB=n | lab-solve LAB=n   training labs (labs/): check a result, solve
 #   make lab-ssh-up | lab-ssh-down   lab 10's SSH target (compose/labs.yaml)
 #   make users-add USERS="name ..." ROLE=viewer|user|op|admin | users-list | users-remove USERS="name ..."
@@ -76,7 +76,7 @@ restore: host-tools $(STAMP)
 	$(CLI) restore $(call q,$(FILE)) $(if $(filter yes,$(FORCE)),--force)
 
 scale: $(STAMP)
-	$(CLI) scale $(call q,$(WORKERS)) $(if $(QUEUE),--queue $(call q,$(QUEUE))) $(if $(filter yes,$(FORCE)),--force)
+	$(CLI) scale $(call q,$(WORKERS)) $(if $(QUEUE),--queue $(call q,$(QUEUE))) $(if $(filter yes,$(FORCE)),--force) $(SWARM_ARGS)
 
 logs: $(STAMP)
 	$(CLI) logs $(if $(SERVICE),$(call q,$(SERVICE)))

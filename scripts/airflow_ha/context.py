@@ -177,12 +177,13 @@ class Context:
         check_docker(stack.docker)
         return stack
 
-    def airflow_client(self) -> AirflowClient:
-        """The REST API of this project, through its load balancer, as .env's admin."""
+    def airflow_client(self, url: str | None = None) -> AirflowClient:
+        """The REST API of this project, through its load balancer (or at `url`:
+        a Swarm stack's), as .env's admin."""
         credentials = Credentials(
             self.settings.airflow_admin_user, self.settings.airflow_admin_password
         )
-        return AirflowClient(self.stack.api_url(), credentials)
+        return AirflowClient(url or self.stack.api_url(), credentials)
 
-    def flower_client(self) -> FlowerClient:
-        return FlowerClient(self.stack.url("flower", 5555), self.settings.flower_password)
+    def flower_client(self, url: str | None = None) -> FlowerClient:
+        return FlowerClient(url or self.stack.url("flower", 5555), self.settings.flower_password)

@@ -157,9 +157,13 @@ class PoolScaler:
                     f"{len(missing)} worker(s) did not register with Celery within "
                     f"{timeout:.0f} s: "
                     + ", ".join(f"{c.name} ({c.celery_name})" for c in missing),
-                    details=self.stack.last_container_logs([c.name for c in missing]),
+                    details=self.last_logs([c.name for c in missing]),
                 )
             time.sleep(self.poll_seconds)
+
+    def last_logs(self, containers: list[str]) -> str:
+        """The last log lines of these containers, for an error's details."""
+        return self.stack.last_container_logs(containers)
 
     # --- down -----------------------------------------------------------------
 

@@ -79,7 +79,7 @@ def _service_state(container: Container) -> ServiceState:
     )
 
 
-def _log_tails(readers: dict[str, Callable[[], object]]) -> str:
+def log_tails(readers: dict[str, Callable[[], object]]) -> str:
     chunks = []
     for name, read in readers.items():
         try:
@@ -207,7 +207,7 @@ class Stack:
 
     def last_logs(self, services: list[str]) -> str:
         """The last log lines of each service, for an error's details."""
-        return _log_tails(
+        return log_tails(
             {
                 service: partial(
                     self.docker.compose.logs, services=[service], tail=str(LOG_LINES_ON_FAILURE)
@@ -218,7 +218,7 @@ class Stack:
 
     def last_container_logs(self, containers: list[str]) -> str:
         """The last log lines of each container, for an error's details."""
-        return _log_tails(
+        return log_tails(
             {
                 name: partial(self.docker.container.logs, name, tail=LOG_LINES_ON_FAILURE)
                 for name in containers

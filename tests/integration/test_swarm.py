@@ -2,6 +2,7 @@
 
 Three engines in containers (`swarm-engines up`), the stack deployed across
 them (`swarm-up --engines`), the example DAGs run through the load balancer,
+the default workers scaled up and down (with runs in flight) through Swarm,
 then, while DAG runs are in flight, the Redis primary killed (its replica
 promoted by the sentinels), a host cut off from the others and let back, and
 a whole host killed; last, a deploy onto a node that lacks the image, which
@@ -205,6 +206,36 @@ def test_example_dags_run_across_the_hosts(swarm: SwarmCluster) -> None:
     result = swarm.cli("verify", "--url", swarm.url)
     assert result.code == 0, result
     assert "3 of 3 DAG runs succeeded; no task needed a second try" in result.stdout, result
+
+
+def test_workers_scale_through_swarm_and_leave_by_warm_shutdown(swarm: SwarmCluster) -> None:
+    """Up to three default workers, then down to one while the example DAGs
+    run: the two Swarm stops finish their tasks first (Celery's warm
+    shutdown), so every run succeeds with no task on a second try."""
+    up = swarm.cli("scale", "3", "--engines")
+    assert up.code == 0, up
+    assert "3 of 3 registered" in up.stderr, up
+    workers = {s.service: s for s in deploy.service_states(swarm.manager(), swarm.stack)}
+    assert (workers["worker"].replicas, workers["worker"].running) == (3, 3)
+    verify = swarm.start_verify()
+    try:
+        wait_for("a task running", lambda: swarm.client.task_instances_where(["running"]), 180)
+        down = swarm.cli("scale", "1", "--engines")
+        output, _ = verify.communicate(timeout=900)
+    finally:
+        if verify.poll() is None:
+            verify.kill()
+    assert down.code == 0, down
+    assert down.stdout.count("celery@") == 1, down  # the table of the one left
+    stopped = [line for line in down.stderr.splitlines() if "finished its tasks" in line]
+    assert len(stopped) == 2, down
+    assert verify.returncode == 0, output
+    assert "3 of 3 DAG runs succeeded; no task needed a second try" in output, output
+    workers = {s.service: s for s in deploy.service_states(swarm.manager(), swarm.stack)}
+    assert (workers["worker"].replicas, workers["worker"].running) == (1, 1)
+    print("\nscale 3 -> 1 with runs in flight:\n" + down.stderr)
+    again = swarm.cli("scale", "2", "--engines")  # what the tests after this one expect
+    assert again.code == 0, again
 
 
 def test_a_mistaken_swarm_up_leaves_the_stack_running(swarm: SwarmCluster) -> None:
@@ -427,4 +458,11 @@ def test_a_node_without_the_image_leaves_no_stack_behind(swarm: SwarmCluster) ->
         last,
     ), last
     namespace = f"com.docker.stack.namespace={swarm.stack}"
+    assert manager.service.list(filters=[("label", namespace)]) == []
+    # With no stack left, a `scale` against the Swarm says so and changes nothing.
+    result = swarm.cli("scale", "2", "--engines")
+    assert result.code != 0, result
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"airflow-ha: error: stack {swarm.stack} is not deployed on this Swarm: run `make swarm-up`"
+    )
     assert manager.service.list(filters=[("label", namespace)]) == []

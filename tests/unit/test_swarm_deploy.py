@@ -1,7 +1,14 @@
-"""The pure decisions of airflow_ha.swarm.deploy: labels, readiness, recovery, image problems."""
+"""The pure decisions of airflow_ha.swarm.deploy (labels, readiness, recovery, image
+problems), and its listing of a service's tasks against a fake client."""
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
+from python_on_whales.exceptions import DockerException
+
+from airflow_ha.swarm import deploy
 from airflow_ha.swarm.deploy import (
     ServiceState,
     TaskState,
@@ -146,3 +153,46 @@ def test_a_rejection_from_before_the_deploy_is_history() -> None:
         created=DEPLOYED - timedelta(hours=1),
     )
     assert image_problem([ServiceState("redis", 1, (old, task("n2")))], DEPLOYED) is None
+
+
+def vanishing_ps(fails: list[bytes]) -> tuple[Any, list[str]]:
+    """A client whose `service ps` fails with each of `fails` in turn, then
+    answers with one task (python-on-whales reads a task when it is listed or
+    asked for a field: either may fail)."""
+    calls: list[str] = []
+    task = SimpleNamespace(
+        node_id="n1",
+        desired_state="running",
+        created_at=DEPLOYED,
+        slot=2,
+        status=SimpleNamespace(
+            state="running", err=None, container_status=SimpleNamespace(container_id="c" * 64)
+        ),
+    )
+
+    def ps(service: str) -> list[Any]:
+        calls.append(service)
+        if len(calls) <= len(fails):
+            raise DockerException(["docker", "inspect"], 1, b"", fails[len(calls) - 1])
+        return [task]
+
+    return SimpleNamespace(service=SimpleNamespace(ps=ps)), calls
+
+
+def test_tasks_are_read_again_when_one_vanishes_before_it_is_read() -> None:
+    client, calls = vanishing_ps([b"Error: No such object: srnve2i7", b"Error: No such object: x"])
+    assert deploy.service_tasks(client, "st_worker", {"n1": "node-1"}) == [
+        TaskState("node-1", "running", "running", "", DEPLOYED, slot=2, container_id="c" * 64)
+    ]
+    assert calls == ["st_worker"] * 3
+
+
+def test_a_third_vanishing_or_another_error_is_raised() -> None:
+    client, calls = vanishing_ps([b"Error: No such object: a"] * 3)
+    with pytest.raises(DockerException, match="No such object"):
+        deploy.service_tasks(client, "st_worker", {})
+    assert len(calls) == 3
+    client, calls = vanishing_ps([b"Cannot connect to the Docker daemon"])
+    with pytest.raises(DockerException, match="Cannot connect"):
+        deploy.service_tasks(client, "st_worker", {})
+    assert len(calls) == 1

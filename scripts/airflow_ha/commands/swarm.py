@@ -41,13 +41,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     parser.set_defaults(run=run_engines)
 
-    target = argparse.ArgumentParser(add_help=False)
-    where = target.add_mutually_exclusive_group()
-    where.add_argument("--host", help="a Swarm manager's Docker host URL (default: this engine)")
-    where.add_argument(
-        "--engines", action="store_true", help="the engines of `swarm-engines up` on this machine"
-    )
-
+    target = target_parser(default="this engine")
     up = subparsers.add_parser("swarm-up", parents=[target], help="deploy the stack onto a Swarm")
     up.add_argument("--timeout", type=float, default=900, help="seconds to wait (default 900)")
     up.set_defaults(run=run_up)
@@ -59,6 +53,17 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "swarm-down", parents=[target], help="remove the stack (its volumes stay)"
     )
     down.set_defaults(run=run_down)
+
+
+def target_parser(default: str) -> argparse.ArgumentParser:
+    """--host and --engines: the Swarm a command works on (read by `swarm_client`)."""
+    target = argparse.ArgumentParser(add_help=False)
+    where = target.add_mutually_exclusive_group()
+    where.add_argument("--host", help=f"a Swarm manager's Docker host URL (default: {default})")
+    where.add_argument(
+        "--engines", action="store_true", help="the engines of `swarm-engines up` on this machine"
+    )
+    return target
 
 
 def engine_set(ctx: Context, count: int | None = None) -> engines.EngineSet:
@@ -106,7 +111,8 @@ def run_engines(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _client(args: argparse.Namespace, ctx: Context) -> DockerClient:
+def swarm_client(args: argparse.Namespace, ctx: Context) -> DockerClient:
+    """The Docker client of the Swarm manager that --host or --engines names."""
     if args.engines:
         manager = engines.reachable_manager(engine_set(ctx))
         if manager is None:
@@ -124,7 +130,7 @@ def _client(args: argparse.Namespace, ctx: Context) -> DockerClient:
 
 def run_up(args: argparse.Namespace, ctx: Context) -> int:
     progress = Progress()
-    client = _client(args, ctx)
+    client = swarm_client(args, ctx)
     deploy.check_manager(client)
     deploy.check_labels(client)
     deploy.check_overlay(client)
@@ -150,7 +156,7 @@ def run_up(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_status(args: argparse.Namespace, ctx: Context) -> int:
-    client = _client(args, ctx)
+    client = swarm_client(args, ctx)
     deploy.check_manager(client)
     stack = ctx.settings.compose_project_name
     states = deploy.service_states(client, stack)
@@ -172,7 +178,7 @@ def run_status(args: argparse.Namespace, ctx: Context) -> int:
 
 def run_down(args: argparse.Namespace, ctx: Context) -> int:
     progress = Progress()
-    client = _client(args, ctx)
+    client = swarm_client(args, ctx)
     deploy.check_manager(client)
     deploy.remove(client, ctx.settings.compose_project_name, progress)
     return 0

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from python_on_whales import DockerClient
+from python_on_whales.components.task.cli_wrapper import Task
 from python_on_whales.exceptions import DockerException
 
 from airflow_ha.errors import ClusterError, ConfigError, TimeoutExpiredError
@@ -42,6 +43,8 @@ class TaskState:
     desired: str  # desired state: running, shutdown, complete
     error: str
     created: datetime | None = None
+    slot: int = 0  # of a replicated service
+    container_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -158,41 +161,71 @@ def check_overlay(client: DockerClient) -> None:
     client.network.remove(OVERLAY_CHECK_NETWORK)
 
 
+def _task_state(task: Task, node_names: Mapping[str, str]) -> TaskState:
+    status = task.status
+    container = status.container_status if status else None
+    return TaskState(
+        node=node_names.get(task.node_id or "") or task.node_id or "-",
+        state=(status.state if status else None) or "-",
+        desired=task.desired_state or "-",
+        error=(status.err if status else None) or "",
+        created=task.created_at,
+        slot=task.slot or 0,
+        container_id=(container.container_id if container else None) or "",
+    )
+
+
+def service_tasks(
+    client: DockerClient, service: str, node_names: Mapping[str, str], tries: int = 3
+) -> list[TaskState]:
+    """The tasks of a service, read at once. python-on-whales lists their IDs,
+    then reads each one, so a task Swarm deletes in between (a scale-down, an
+    old task past the history limit) fails the read: then all are read again."""
+    attempt = 1
+    while True:
+        try:
+            return [_task_state(task, node_names) for task in client.service.ps(service)]
+        except DockerException as error:
+            if "No such object" not in str(error) or attempt >= tries:
+                raise
+            attempt += 1
+
+
+def node_names(client: DockerClient) -> dict[str, str]:
+    """Node ID -> hostname (its name in `docker node ls`)."""
+    return {n.id: str(n.description.hostname) for n in client.node.list()}
+
+
 def service_states(client: DockerClient, stack: str) -> list[ServiceState]:
     services = client.service.list(filters=[("label", f"com.docker.stack.namespace={stack}")])
-    node_names = {n.id: str(n.description.hostname) for n in client.node.list()}
+    names = node_names(client)
     states = []
     for service in services:
         name = str(service.spec.name).removeprefix(f"{stack}_")
         mode = service.spec.mode or {}
         replicas = int((mode.get("Replicated") or {}).get("Replicas") or 0)
-        tasks = []
-        for task in client.service.ps(service.id):
-            status = task.status
-            tasks.append(
-                TaskState(
-                    node=node_names.get(task.node_id or "") or task.node_id or "-",
-                    state=(status.state if status else None) or "-",
-                    desired=task.desired_state or "-",
-                    error=(status.err if status else None) or "",
-                    created=task.created_at,
-                )
-            )
+        tasks = service_tasks(client, service.id, names)
         states.append(ServiceState(name, replicas, tuple(tasks)))
     return sorted(states, key=lambda s: s.service)
 
 
-def api_url(client: DockerClient, stack: str, target_port: int = 8080) -> str:
-    """The load balancer's URL: the address of the node running it (its port is
-    published on that node only: `mode: host`)."""
-    lb = client.service.inspect(f"{stack}_lb")
-    ports = (lb.endpoint.ports if lb.endpoint else None) or []
+def published_url(client: DockerClient, stack: str, service: str, target_port: int) -> str:
+    """http:// and the address of the node running `service`, with the port it
+    publishes for `target_port` (published on that node only: `mode: host`);
+    a sentence instead when it does not run."""
+    inspected = client.service.inspect(f"{stack}_{service}")
+    ports = (inspected.endpoint.ports if inspected.endpoint else None) or []
     published = next((p.published_port for p in ports if p.target_port == target_port), None)
-    nodes = next((s.nodes for s in service_states(client, stack) if s.service == "lb"), [])
+    nodes = next((s.nodes for s in service_states(client, stack) if s.service == service), [])
     if published is None or not nodes:
-        return "(the load balancer is not running)"
+        return f"(the {service} service is not running)"
     address = client.node.inspect(nodes[0]).status.addr
     return f"http://{address}:{published}"
+
+
+def api_url(client: DockerClient, stack: str) -> str:
+    """The Airflow UI's and REST API's address: the load balancer's."""
+    return published_url(client, stack, "lb", 8080)
 
 
 def deploy(client: DockerClient, stack: str, stack_file: Path) -> None:
