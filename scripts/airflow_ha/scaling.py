@@ -88,6 +88,28 @@ def task_label(ti: JSON) -> str:
     return name
 
 
+class WorkReport:
+    """Says what each draining worker still does: a line per worker whose work
+    changed since the last call, and one for every worker now and then."""
+
+    def __init__(self, log: Log, line: str, every: float | None = None) -> None:
+        self._log = log
+        self._line = line  # with {name} and {work}
+        self._every = REPORT_EVERY_SECONDS if every is None else every
+        self._said: dict[str, str] = {}
+        self._all_said_at: float | None = None
+
+    def __call__(self, work: dict[str, str]) -> None:
+        now = time.monotonic()
+        everything = self._all_said_at is None or now - self._all_said_at > self._every
+        for name, left in work.items():
+            if everything or self._said.get(name) != left:
+                self._log(self._line.format(name=name, work=left))
+        if everything:
+            self._all_said_at = now
+        self._said = dict(work)
+
+
 class PoolScaler:
     def __init__(
         self,
@@ -210,8 +232,7 @@ class PoolScaler:
     def _wait_and_remove(self, waiting: list[PoolContainer], timeout: float) -> None:
         """Remove each container of `waiting` once drained; `waiting` shrinks as they go."""
         deadline = time.monotonic() + timeout
-        reported: dict[str, str] = {}
-        reported_at = 0.0
+        report = WorkReport(self.log, "waiting for {name}: {work}")
         while waiting:
             running = self._running_by_host()
             holding: dict[str, str] = {}
@@ -227,14 +248,7 @@ class PoolScaler:
                 waiting[:] = [c for c in waiting if c not in drained]
             if not waiting:
                 return
-            # One line per worker whose work changed, and all of them now and then.
-            again = time.monotonic() - reported_at > REPORT_EVERY_SECONDS
-            for name, left in holding.items():
-                if again or reported.get(name) != left:
-                    self.log(f"waiting for {name}: {left}")
-            if again:
-                reported_at = time.monotonic()
-            reported = holding
+            report(holding)
             if time.monotonic() > deadline:
                 raise TimeoutExpiredError(
                     f"{len(waiting)} worker(s) still had tasks after {timeout:.0f} s and were "

@@ -776,3 +776,26 @@ def test_several_workers_are_named_in_the_drain_and_in_the_timeout() -> None:
         "2 worker(s) still had tasks after 0 s and were left running and consuming again: "
         "p-worker-2: 1 running, 0 reserved; p-worker-3: 2 running, 0 reserved"
     )
+
+
+def test_work_report_says_each_worker_once_then_only_changes() -> None:
+    said: list[str] = []
+    report = scaling.WorkReport(said.append, "waiting for {name}: {work}", every=3600)
+    report({"w1": "2 running", "w2": "1 running"})
+    report({"w1": "2 running", "w2": "1 running"})
+    report({"w1": "1 running", "w2": "1 running"})
+    report({"w1": "1 running"})
+    assert said == [
+        "waiting for w1: 2 running",
+        "waiting for w2: 1 running",
+        "waiting for w1: 1 running",
+    ]
+
+
+def test_work_report_says_everything_again_now_and_then() -> None:
+    said: list[str] = []
+    report = scaling.WorkReport(said.append, "{name}: {work}", every=0)
+    report({"w1": "busy"})
+    time.sleep(0.001)
+    report({"w1": "busy"})
+    assert said == ["w1: busy", "w1: busy"]

@@ -194,7 +194,8 @@ def test_scale_down_waits_for_the_warm_shutdown_and_shows_what_is_left(
         "hostname": worker(3).hostname,
         "start_date": "2026-12-07T04:00:00Z",
     }
-    scaler, log = make_scaler(monkeypatch, swarm, FakeAirflow(running=[ti]))
+    other = ti | {"task_id": "u", "map_index": 2}
+    scaler, log = make_scaler(monkeypatch, swarm, FakeAirflow(running=[ti, other]))
     recorded: list[tuple[str, int]] = []
 
     after, new = resize(scaler, 1, lambda s, n: recorded.append((s, n)), timeout=5, drain_timeout=5)
@@ -203,7 +204,7 @@ def test_scale_down_waits_for_the_warm_shutdown_and_shows_what_is_left(
     assert swarm.running_slots() == [1]  # returned only once both had stopped
     assert (after, new) == ([worker(1)], set())
     assert recorded == [("worker", 1)]
-    assert f"{SERVICE}.3 in warm shutdown: d.t since 04:00:00" in log
+    assert f"{SERVICE}.3 in warm shutdown: d.t since 04:00:00, d.u[2] since 04:00:00" in log
     assert f"{SERVICE}.2 in warm shutdown: no Airflow task left, stopping" in log
     assert log[-2:] == [
         f"{SERVICE}.2 (celery@{worker(2).hostname}) finished its tasks and stopped",
@@ -214,13 +215,14 @@ def test_scale_down_waits_for_the_warm_shutdown_and_shows_what_is_left(
 def test_a_drain_that_outlasts_its_timeout_says_swarm_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    swarm = FakeSwarm([task(1), task(2)], stop_polls=10**6)
+    swarm = FakeSwarm([task(1), task(2), task(3)], stop_polls=10**6)
     scaler, _ = make_scaler(monkeypatch, swarm)
     with pytest.raises(TimeoutExpiredError) as caught:
         scaler.drain_and_remove(1, timeout=0.05)
     assert str(caught.value) == (
-        "1 worker(s) still finish their tasks after 0 s; Swarm goes on stopping them "
-        f"(at most their stop_grace_period): {SERVICE}.2: no Airflow task left, stopping"
+        "2 worker(s) still finish their tasks after 0 s; Swarm goes on stopping them "
+        f"(at most their stop_grace_period): {SERVICE}.2: no Airflow task left, stopping; "
+        f"{SERVICE}.3: no Airflow task left, stopping"
     )
 
 

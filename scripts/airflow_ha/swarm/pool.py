@@ -20,7 +20,7 @@ from airflow_ha.airflow_api import AirflowClient
 from airflow_ha.errors import TimeoutExpiredError
 from airflow_ha.flower_api import FlowerClient
 from airflow_ha.pools import WorkerPool
-from airflow_ha.scaling import REPORT_EVERY_SECONDS, Log, PoolContainer, PoolScaler, task_label
+from airflow_ha.scaling import Log, PoolContainer, PoolScaler, WorkReport, task_label
 from airflow_ha.stack import LOG_LINES_ON_FAILURE, log_tails
 from airflow_ha.swarm import deploy
 from airflow_ha.swarm.deploy import TaskState
@@ -124,8 +124,7 @@ class SwarmPoolScaler(PoolScaler):
         before = self.containers()
         self._scale(count)
         deadline = time.monotonic() + timeout
-        reported: dict[str, str] = {}
-        reported_at = time.monotonic()
+        report = WorkReport(self.log, "{name} in warm shutdown: {work}")
         while True:
             staying, leaving = self._tasks()
             if not leaving and len(staying) <= count:
@@ -136,13 +135,7 @@ class SwarmPoolScaler(PoolScaler):
                 or "no Airflow task left, stopping"
                 for c in leaving
             }
-            again = time.monotonic() - reported_at > REPORT_EVERY_SECONDS
-            for name, left in holding.items():
-                if again or reported.get(name) != left:
-                    self.log(f"{name} in warm shutdown: {left}")
-            if again:
-                reported_at = time.monotonic()
-            reported = holding
+            report(holding)
             if time.monotonic() > deadline:
                 raise TimeoutExpiredError(
                     f"{len(leaving)} worker(s) still finish their tasks after {timeout:.0f} s; "
