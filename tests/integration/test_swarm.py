@@ -17,9 +17,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ class SwarmCluster:
     engines: EngineSet
     url: str
     client: AirflowClient
+    manager_errors: list[str] = field(default_factory=list)
 
     def cli(self, *args: str) -> CliResult:
         return run_cli(self.env_file, *args)
@@ -129,6 +130,22 @@ class SwarmCluster:
             stderr=subprocess.STDOUT,
             text=True,
         )
+
+    def while_managers_answer(self, probe: Callable[[], bool]) -> Callable[[], bool]:
+        """`probe`, which counts as not yet true while the Swarm's managers do not
+        answer (seen as "rpc error ... context deadline exceeded": they elect
+        a leader, as after a host, which may have led them, is cut off or back)."""
+
+        def asked() -> bool:
+            try:
+                return probe()
+            except DockerException as error:
+                if "rpc error" not in str(error):
+                    raise
+                self.manager_errors.append(str(error).strip().splitlines()[-1])
+                return False
+
+        return asked
 
     def retried_since(self, moment: datetime) -> list[dict[str, Any]]:
         """Task instances that succeeded on a second or later try started after `moment`."""
@@ -320,6 +337,7 @@ def test_losing_the_redis_primary_promotes_its_replica_and_loses_no_run(
 
 def test_a_host_cut_off_from_the_others_loses_no_run(swarm: SwarmCluster) -> None:
     swarm.wait_redis_settled("redis")
+    unanswered_before = len(swarm.manager_errors)
     host = swarm.engines.engines[CUT_OFF_HOST_INDEX - 1]
     its_containers = {c.id[:12] for c in host.client().container.list()}
     manager = swarm.manager()
@@ -338,10 +356,12 @@ def test_a_host_cut_off_from_the_others_loses_no_run(swarm: SwarmCluster) -> Non
             cut = time.monotonic()
             wait_for(
                 "every service back to its replicas on the hosts still connected",
-                lambda: deploy.recovered(
-                    deploy.service_states(manager, swarm.stack),
-                    host.name,
-                    deploy.ready_node_labels(manager, excluding=host.name),
+                swarm.while_managers_answer(
+                    lambda: deploy.recovered(
+                        deploy.service_states(manager, swarm.stack),
+                        host.name,
+                        deploy.ready_node_labels(manager, excluding=host.name),
+                    )
                 ),
                 timeout=300,
             )
@@ -362,9 +382,11 @@ def test_a_host_cut_off_from_the_others_loses_no_run(swarm: SwarmCluster) -> Non
     # full count across the three hosts, the Redis replica in sync.
     wait_for(
         f"{host.name} ready again, every service at its replicas",
-        lambda: (
-            len(deploy.ready_node_labels(manager)) == len(swarm.engines.engines)
-            and all(s.ready for s in deploy.service_states(manager, swarm.stack))
+        swarm.while_managers_answer(
+            lambda: (
+                len(deploy.ready_node_labels(manager)) == len(swarm.engines.engines)
+                and all(s.ready for s in deploy.service_states(manager, swarm.stack))
+            )
         ),
         timeout=300,
     )
@@ -375,7 +397,8 @@ def test_a_host_cut_off_from_the_others_loses_no_run(swarm: SwarmCluster) -> Non
         f"the last running again {max(again, default=0):.1f} s after the cut; every "
         f"service back to its replicas on the others after {recovered_s:.1f} s; let back "
         f"after {healed_s:.1f} s, every service at full count on all hosts after "
-        f"{back_s:.1f} s"
+        f"{back_s:.1f} s; the managers did not answer "
+        f"{len(swarm.manager_errors) - unanswered_before} time(s) (asked every 2 s)"
     )
 
 
@@ -399,10 +422,12 @@ def test_losing_a_whole_host_loses_no_run(swarm: SwarmCluster) -> None:
         manager = swarm.manager()
         wait_for(
             "every service back to its replicas on the surviving hosts",
-            lambda: deploy.recovered(
-                deploy.service_states(manager, swarm.stack),
-                lost.name,
-                deploy.ready_node_labels(manager, excluding=lost.name),
+            swarm.while_managers_answer(
+                lambda: deploy.recovered(
+                    deploy.service_states(manager, swarm.stack),
+                    lost.name,
+                    deploy.ready_node_labels(manager, excluding=lost.name),
+                )
             ),
             timeout=300,
         )

@@ -51,7 +51,9 @@ def split_tasks(
 
 
 class SwarmPoolScaler(PoolScaler):
-    """PoolScaler's decisions and checks, with Swarm's service replicas underneath."""
+    """PoolScaler's decisions and checks (registration, the last worker of a
+    queue), with Swarm's service replicas underneath: it overrides every method
+    that reaches Compose, so it has no Compose `stack`."""
 
     def __init__(
         self,
