@@ -11,6 +11,7 @@ everything they ran and their state are removed at the end, also when a
 test fails.
 """
 
+import json
 import re
 import shutil
 import subprocess
@@ -121,11 +122,12 @@ class SwarmCluster:
 
         wait_for(f"{primary} the Redis primary, {replica} its replica in sync", settled, 180)
 
-    def start_verify(self) -> "subprocess.Popen[str]":
-        """`verify` of the example DAGs, running while a test breaks something."""
+    def start_verify(self, *args: str) -> "subprocess.Popen[str]":
+        """`verify` (of the example DAGs, unless `args` say which), running while
+        a test breaks something."""
         command = [sys.executable, "-m", "airflow_ha", "--env-file", str(self.env_file)]
         return subprocess.Popen(
-            [*command, "verify", "--url", self.url],
+            [*command, "verify", "--url", self.url, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -226,17 +228,33 @@ def test_example_dags_run_across_the_hosts(swarm: SwarmCluster) -> None:
 
 
 def test_workers_scale_through_swarm_and_leave_by_warm_shutdown(swarm: SwarmCluster) -> None:
-    """Up to three default workers, then down to one while the example DAGs
-    run: the two Swarm stops finish their tasks first (Celery's warm
-    shutdown), so every run succeeds with no task on a second try."""
+    """Up to three default workers, each given 60 s tasks, then down to one:
+    whichever two Swarm stops hold running tasks, and must finish them first
+    (Celery's warm shutdown), so the run succeeds with no task on a second try."""
     up = swarm.cli("scale", "3", "--engines")
     assert up.code == 0, up
     assert "3 of 3 registered" in up.stderr, up
-    workers = {s.service: s for s in deploy.service_states(swarm.manager(), swarm.stack)}
+    manager = swarm.manager()
+    workers = {s.service: s for s in deploy.service_states(manager, swarm.stack)}
     assert (workers["worker"].replicas, workers["worker"].running) == (3, 3)
-    verify = swarm.start_verify()
+    hosts = {
+        t.container_id[:12]
+        for t in deploy.service_tasks(manager, f"{swarm.stack}_worker", {})
+        if t.state == "running"
+    }
+    # Enough 60 s tasks for every slot of the three workers (test_scale.py says why).
+    slots = load_settings(swarm.env_file).airflow_worker_concurrency
+    conf = json.dumps({"light_tasks": 3 * slots, "heavy_tasks": 1, "seconds": 60})
+    verify = swarm.start_verify("--dag", "example_queues", "--conf", f"example_queues={conf}")
     try:
-        wait_for("a task running", lambda: swarm.client.task_instances_where(["running"]), 180)
+        wait_for(
+            "a task running on each of the three workers",
+            lambda: (
+                hosts
+                <= {ti.get("hostname") for ti in swarm.client.task_instances_where(["running"])}
+            ),
+            timeout=180,
+        )
         down = swarm.cli("scale", "1", "--engines")
         output, _ = verify.communicate(timeout=900)
     finally:
@@ -246,11 +264,12 @@ def test_workers_scale_through_swarm_and_leave_by_warm_shutdown(swarm: SwarmClus
     assert down.stdout.count("celery@") == 1, down  # the table of the one left
     stopped = [line for line in down.stderr.splitlines() if "finished its tasks" in line]
     assert len(stopped) == 2, down
+    assert "in warm shutdown: example_queues.light" in down.stderr, down  # they held tasks
     assert verify.returncode == 0, output
-    assert "3 of 3 DAG runs succeeded; no task needed a second try" in output, output
-    workers = {s.service: s for s in deploy.service_states(swarm.manager(), swarm.stack)}
+    assert "1 of 1 DAG runs succeeded; no task needed a second try" in output, output
+    workers = {s.service: s for s in deploy.service_states(manager, swarm.stack)}
     assert (workers["worker"].replicas, workers["worker"].running) == (1, 1)
-    print("\nscale 3 -> 1 with runs in flight:\n" + down.stderr)
+    print("\nscale 3 -> 1 with 60 s tasks on every worker:\n" + down.stderr)
     again = swarm.cli("scale", "2", "--engines")  # what the tests after this one expect
     assert again.code == 0, again
 
