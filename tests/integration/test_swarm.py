@@ -149,6 +149,32 @@ class SwarmCluster:
 
         return asked
 
+    def wait_task_running_on(self, host: Engine, containers: set[str]) -> None:
+        """Until a task instance runs in one of `containers` (the host's)."""
+        wait_for(
+            f"a task running on {host.name}",
+            lambda: any(
+                ti.get("hostname") in containers
+                for ti in self.client.task_instances_where(["running"])
+            ),
+            timeout=180,
+        )
+
+    def wait_recovered_without(self, host: Engine, what: str) -> None:
+        """Until every service runs what the other hosts can hold, none on `host`."""
+        manager = self.manager()
+        wait_for(
+            what,
+            self.while_managers_answer(
+                lambda: deploy.recovered(
+                    deploy.service_states(manager, self.stack),
+                    host.name,
+                    deploy.ready_node_labels(manager, excluding=host.name),
+                )
+            ),
+            timeout=300,
+        )
+
     def retried_since(self, moment: datetime) -> list[dict[str, Any]]:
         """Task instances that succeeded on a second or later try started after `moment`."""
         return [
@@ -362,27 +388,12 @@ def test_a_host_cut_off_from_the_others_loses_no_run(swarm: SwarmCluster) -> Non
     manager = swarm.manager()
     verify = swarm.start_verify()
     try:
-        wait_for(
-            f"a task running on {host.name}",
-            lambda: any(
-                ti.get("hostname") in its_containers
-                for ti in swarm.client.task_instances_where(["running"])
-            ),
-            timeout=180,
-        )
+        swarm.wait_task_running_on(host, its_containers)
         with cut_off(swarm.engines, host):
             cut_at = datetime.now(UTC)
             cut = time.monotonic()
-            wait_for(
-                "every service back to its replicas on the hosts still connected",
-                swarm.while_managers_answer(
-                    lambda: deploy.recovered(
-                        deploy.service_states(manager, swarm.stack),
-                        host.name,
-                        deploy.ready_node_labels(manager, excluding=host.name),
-                    )
-                ),
-                timeout=300,
+            swarm.wait_recovered_without(
+                host, "every service back to its replicas on the hosts still connected"
             )
             recovered_s = time.monotonic() - cut
             time.sleep(max(0.0, CUT_OFF_AT_LEAST_S - recovered_s))
@@ -427,28 +438,12 @@ def test_losing_a_whole_host_loses_no_run(swarm: SwarmCluster) -> None:
     lost_containers = {c.id[:12] for c in lost.client().container.list()}
     verify = swarm.start_verify()
     try:
-        wait_for(
-            f"a task running on {lost.name}",
-            lambda: any(
-                ti.get("hostname") in lost_containers
-                for ti in swarm.client.task_instances_where(["running"])
-            ),
-            timeout=180,
-        )
+        swarm.wait_task_running_on(lost, lost_containers)
         DockerClient().container.kill(lost.name)
         killed_at = datetime.now(UTC)
         killed = time.monotonic()
-        manager = swarm.manager()
-        wait_for(
-            "every service back to its replicas on the surviving hosts",
-            swarm.while_managers_answer(
-                lambda: deploy.recovered(
-                    deploy.service_states(manager, swarm.stack),
-                    lost.name,
-                    deploy.ready_node_labels(manager, excluding=lost.name),
-                )
-            ),
-            timeout=300,
+        swarm.wait_recovered_without(
+            lost, "every service back to its replicas on the surviving hosts"
         )
         recovered_s = time.monotonic() - killed
         output, _ = verify.communicate(timeout=900)
