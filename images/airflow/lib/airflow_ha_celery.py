@@ -80,15 +80,21 @@ def sentinel_options(url: str) -> dict[str, Any]:
 # that vanishes: no reset closes the clients' connections, and without a
 # socket timeout a publish or a read waits on the dead connection forever
 # (Kombu's note on `socket_timeout`; Celery's result backend waits 120 s).
-# After 10 s the client gives up, asks the sentinels again and finds the
-# promoted replica; Kombu drops a consumer's silent BRPOP connection after
-# 1 + 10 s instead of 1 + 25 s.
+# After 5 s the client gives up, asks the sentinels again and finds the
+# promoted replica (a live Redis answers in milliseconds). A worker's event
+# loop reads its BRPOP and pub/sub connections with no timeout at all: Kombu
+# drops them once a reply is overdue by `health_check_interval`, checked as
+# often. At 10 s, a worker that outlived a killed host got the waiting tasks
+# only 44.7 s after the kill, all at once as its pub/sub connection was
+# dropped (its BRPOP connection had been dropped after 21.5 s; `make chaos
+# ENGINES=1 FAULT=host-kill`). At 4 s: a PING every 4 s on each idle
+# connection of a worker.
 SENTINEL_BROKER_TIMEOUTS = {
-    "socket_timeout": 10,
+    "socket_timeout": 5,
     "socket_connect_timeout": 5,
-    "health_check_interval": 10,
+    "health_check_interval": 4,
 }
-SENTINEL_RESULT_TIMEOUTS = {"redis_socket_timeout": 10, "redis_socket_connect_timeout": 5}
+SENTINEL_RESULT_TIMEOUTS = {"redis_socket_timeout": 5, "redis_socket_connect_timeout": 5}
 
 
 _BROKER_URL = DEFAULT_CELERY_CONFIG["broker_url"]
