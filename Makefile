@@ -10,7 +10,7 @@
 #   make lab-list | lab-check LAB=n | lab-solve LAB=n   training labs (labs/): check a result, solve
 #   make lab-ssh-up | lab-ssh-down   lab 10's SSH target (compose/labs.yaml)
 #   make users-add USERS="name ..." ROLE=viewer|user|op|admin | users-list | users-remove USERS="name ..."
-#   make chaos [FAULT=name ...] [JSON=file]   fault injection with a recovery report
+#   make chaos [FAULT=name ...] [JSON=file] [ENGINES=1]   fault injection with a recovery report
 #   make bench [JSON=file] [PROFILE=ha] [STAGE=idle] [RUNS=3]   this cluster against Airflow's
 #                              defaults, side by side: idle CPU, memory, tasks/s, latency, contention
 #   make bench-scaling [JSON=file]   scaling figures: registration, tasks/s per pool size, drain wait
@@ -108,7 +108,7 @@ smoke: host-tools $(STAMP)
 	  $(if $(CONF),--conf-file $(call q,$(CONF))) $(REPORT_ARGS)
 
 chaos: $(STAMP)
-	$(CLI) chaos $(foreach f,$(FAULT),--fault $(call q,$(f))) $(if $(JSON),--json $(call q,$(JSON)))
+	$(CLI) chaos $(if $(ENGINES),--engines) $(foreach f,$(FAULT),--fault $(call q,$(f))) $(if $(JSON),--json $(call q,$(JSON)))
 
 bench: $(STAMP)
 	$(CLI) bench $(foreach p,$(PROFILE),--profile $(call q,$(p))) $(foreach s,$(STAGE),--stage $(call q,$(s))) \

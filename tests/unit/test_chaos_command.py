@@ -19,6 +19,7 @@ from airflow_ha.commands.chaos import DEFAULT_FAULTS
 from airflow_ha.context import Context
 from airflow_ha.errors import ExitCode
 from airflow_ha.stack import Stack
+from airflow_ha.swarm import chaos as swarm_chaos
 
 from .conftest import WriteEnv
 
@@ -77,6 +78,23 @@ def test_every_unknown_fault_is_named_even_among_valid_ones(
         *("--fault", "nope", "--fault", "worker-kill", "--fault", "scheduler_kill"),
     )
     assert line == f"airflow-ha: error: unknown fault nope, scheduler_kill; choose from {VALID}"
+
+
+def test_a_compose_fault_against_the_swarm_names_the_swarms_faults(
+    capsys: pytest.CaptureFixture[str], no_stack: None, valid_env_file: Path
+) -> None:
+    line = chaos_usage_error(capsys, valid_env_file, "--engines", "--fault", "worker-kill")
+    assert line == (
+        "airflow-ha: error: unknown fault worker-kill against the Swarm (--engines); "
+        f"choose from {', '.join(swarm_chaos.FAULTS)}"
+    )
+
+
+def test_a_swarm_fault_without_engines_is_unknown(
+    capsys: pytest.CaptureFixture[str], no_stack: None, valid_env_file: Path
+) -> None:
+    line = chaos_usage_error(capsys, valid_env_file, "--fault", "host-kill")
+    assert line == f"airflow-ha: error: unknown fault host-kill; choose from {VALID}"
 
 
 @pytest.mark.parametrize("runs", ["0", "-2"])

@@ -1,0 +1,223 @@
+"""swarm/chaos.py and swarm/redis.py: which host a fault takes, and the verdict."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from airflow_ha.chaos.workload import RunSnapshot, TaskSnapshot
+from airflow_ha.swarm import chaos
+from airflow_ha.swarm.chaos import (
+    HOST_KILL,
+    HOST_PARTITION,
+    REDIS_PRIMARY_KILL,
+    Seen,
+    choose_host,
+    judge,
+    retries,
+)
+from airflow_ha.swarm.redis import other_server, settled
+
+AT = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+LOST = frozenset({"c0ffee000001"})
+
+# The harness's placements: MySQL and lb on node 1, the Redis primary on 2, its replica on 3.
+PLACEMENTS = {
+    "node-1": {"mysql", "lb", "scheduler", "redis-sentinel"},
+    "node-2": {"redis", "worker", "worker-heavy", "redis-sentinel", "api-server"},
+    "node-3": {"redis-replica", "worker", "redis-sentinel", "scheduler"},
+}
+
+
+def ti(
+    try_number: int, start_s: float | None, host: str = "beef00000002", task: str = "t"
+) -> TaskSnapshot:
+    start = None if start_s is None else AT + timedelta(seconds=start_s)
+    return TaskSnapshot("run1", task, -1, "success", try_number, start, None, host, "", None)
+
+
+def run(state: str = "success", end_s: float | None = 100) -> RunSnapshot:
+    end = None if end_s is None else AT + timedelta(seconds=end_s)
+    return RunSnapshot("run1", state, AT - timedelta(seconds=30), end)
+
+
+def seen(**figures: float | None) -> Seen:
+    values: dict[str, float | None] = {
+        "promoted_s": 6.0,
+        "services_back_s": 45.0,
+        "let_back_s": 90.0,
+        "whole_s": 120.0,
+    }
+    values.update(figures)
+    return Seen("node-2", AT, "died", LOST, **values)  # type: ignore[arg-type]
+
+
+def test_other_server_names_the_pair() -> None:
+    assert other_server("redis") == "redis-replica"
+    assert other_server("redis-replica") == "redis"
+
+
+@pytest.mark.parametrize(
+    ("fault", "primary", "host"),
+    [
+        (HOST_KILL, "redis", "node-2"),
+        (HOST_PARTITION, "redis", "node-3"),
+        (HOST_KILL, "redis-replica", "node-3"),
+        (HOST_PARTITION, "redis-replica", "node-2"),
+    ],
+)
+def test_a_kill_takes_the_primarys_host_a_partition_the_replicas(
+    fault: str, primary: str, host: str
+) -> None:
+    assert choose_host(fault, PLACEMENTS, primary) == host
+
+
+def test_no_host_with_a_single_point_or_without_a_worker_is_taken() -> None:
+    with_mysql = {**PLACEMENTS, "node-2": PLACEMENTS["node-2"] | {"mysql"}}
+    assert choose_host(HOST_KILL, with_mysql, "redis") is None
+    with_lb = {**PLACEMENTS, "node-3": PLACEMENTS["node-3"] | {"lb"}}
+    assert choose_host(HOST_PARTITION, with_lb, "redis") is None
+    no_worker = {**PLACEMENTS, "node-2": PLACEMENTS["node-2"] - {"worker"}}
+    assert choose_host(HOST_KILL, no_worker, "redis") is None
+
+
+def test_retries_are_later_tries_started_after_the_fault_earliest_first() -> None:
+    tasks = [
+        ti(2, 30.0, task="late"),
+        ti(2, 12.5, task="early"),
+        ti(1, 40.0, task="first-try"),
+        ti(2, -5.0, task="retried-before"),
+        ti(2, None, task="not-started"),
+    ]
+    assert [(r.task, r.after_s) for r in retries(tasks, AT)] == [
+        ("early[-1] of run1", 12.5),
+        ("late[-1] of run1", 30.0),
+    ]
+
+
+def test_nothing_lost_is_ok() -> None:
+    result = judge(HOST_KILL, seen(whole_s=None), [run(), run()], [ti(2, 20.0)])
+    assert result.problems == []
+    assert (result.ok, result.verdict) == (True, "ok")
+    assert (result.last_again_s, result.runs_done_s) == (20.0, 100.0)
+
+
+def test_not_injected_is_the_only_problem_named() -> None:
+    nothing = Seen("node-2", None, "no task ran on node-2", LOST)
+    result = judge(HOST_KILL, nothing, [run("running", None)], [])
+    assert result.problems == ["not injected (no task ran on node-2)"]
+    assert result.verdict == "not injected"
+
+
+def test_a_failed_or_unfinished_run_fails_the_fault() -> None:
+    result = judge(HOST_KILL, seen(), [run(), run("failed"), run("running", None)], [])
+    assert result.problems == ["1 failed, 1 stuck of 3 runs"]
+    assert result.verdict == "FAILED"
+    assert result.runs_done_s is None
+
+
+@pytest.mark.parametrize(
+    ("fault", "missing", "problem"),
+    [
+        (REDIS_PRIMARY_KILL, "promoted_s", "the Redis replica was not promoted"),
+        (HOST_KILL, "promoted_s", "the Redis replica was not promoted"),
+        (HOST_KILL, "services_back_s", "the services did not come back on the other hosts"),
+        (HOST_PARTITION, "services_back_s", "the services did not come back on the other hosts"),
+        (HOST_PARTITION, "whole_s", "node-2 not whole again"),
+        (REDIS_PRIMARY_KILL, "whole_s", "node-2 not whole again"),
+    ],
+)
+def test_each_fault_needs_its_recovery(fault: str, missing: str, problem: str) -> None:
+    result = judge(fault, seen(**{missing: None}), [run()], [])
+    assert result.problems == [problem]
+
+
+@pytest.mark.parametrize(
+    ("fault", "missing"),
+    [
+        (REDIS_PRIMARY_KILL, "services_back_s"),
+        (HOST_PARTITION, "promoted_s"),
+        (HOST_KILL, "whole_s"),
+    ],
+)
+def test_a_recovery_a_fault_does_not_cause_is_not_asked_for(fault: str, missing: str) -> None:
+    assert judge(fault, seen(**{missing: None}), [run()], []).ok
+
+
+def test_a_retry_on_the_lost_host_fails_the_fault() -> None:
+    result = judge(HOST_KILL, seen(), [run()], [ti(2, 20.0, host="c0ffee000001")])
+    assert result.problems == ["1 task(s) ran on the lost host while it was lost"]
+
+
+def test_a_partitioned_host_may_take_tasks_once_let_back() -> None:
+    during = ti(2, 89.9, host="c0ffee000001", task="during")
+    after = ti(2, 90.0, host="c0ffee000001", task="after")
+    result = judge(HOST_PARTITION, seen(let_back_s=90.0), [run()], [during, after])
+    assert [r.task for r in result.on_lost_host] == ["during[-1] of run1"]
+
+
+def test_times_above_the_goals_are_noted_not_failed() -> None:
+    result = judge(HOST_KILL, seen(promoted_s=15.1), [run()], [ti(2, 60.1), ti(2, 60.0)])
+    assert result.ok
+    assert result.notes == [
+        "a task running again after 60.1 s: above the 60 s goal",
+        "promoted after 15.1 s: above the 15 s goal",
+    ]
+    at_goal = judge(HOST_KILL, seen(promoted_s=15.0), [run()], [ti(2, 60.0)])
+    assert at_goal.notes == []
+
+
+def test_table_and_json_carry_the_verdict(tmp_path: Path) -> None:
+    good = judge(HOST_PARTITION, seen(), [run()], [ti(2, 20.0)])
+    bad = judge(HOST_KILL, seen(services_back_s=None), [run("failed")], [])
+    text = chaos.format_table([good, bad])
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["FAULT", "TARGET", "RUNS"]
+    assert "ok" in lines[1].split()
+    assert "let back after 90.0 s" in lines[1]
+    assert "FAILED" in lines[2].split()
+    assert "1 failed, 0 stuck of 1 runs" in lines[2]
+    path = tmp_path / "chaos.json"
+    chaos.write_json([good, bad], path)
+    payload = json.loads(path.read_text())
+    assert [p["ok"] for p in payload] == [True, False]
+    assert payload[0]["last_again_s"] == 20.0
+    assert payload[0]["injected_at"] == AT.isoformat()
+    assert payload[1]["problems"][0] == "1 failed, 0 stuck of 1 runs"
+
+
+REPLICAS_OK = "name redis-replica ip 10.0.0.5 port 6379 flags slave"
+
+
+@pytest.mark.parametrize(
+    ("named", "replication", "replicas", "expected"),
+    [
+        ("redis", "role:slave\nmaster_link_status:up", REPLICAS_OK, True),
+        ("redis-replica", "master_link_status:up", REPLICAS_OK, False),
+        ("redis", "master_link_status:down", REPLICAS_OK, False),
+        ("redis", "master_link_status:up", "", False),
+        ("redis", "master_link_status:up", REPLICAS_OK + ",s_down", False),
+        ("redis", "master_link_status:up", REPLICAS_OK + ",disconnected", False),
+        ("redis", "master_link_status:up", REPLICAS_OK.replace("slave", "slave,o_down"), False),
+    ],
+)
+def test_redis_is_settled_when_the_replica_follows_and_could_be_promoted(
+    named: str, replication: str, replicas: str, expected: bool
+) -> None:
+    assert settled(named, "redis", replication, replicas) is expected
+
+
+POOL_SERVICES = {"worker", "worker-heavy"}
+
+
+def test_a_pool_all_on_one_host_is_crowded_when_another_could_run_workers() -> None:
+    nodes_of = {
+        "worker": ["node-2", "node-2"],
+        "worker-heavy": ["node-2"],  # one worker: nowhere to spread it
+        "scheduler": ["node-1", "node-1"],  # not a pool
+    }
+    assert chaos.crowded_pools(nodes_of, POOL_SERVICES, worker_hosts=2) == ["worker"]
+    assert chaos.crowded_pools(nodes_of, POOL_SERVICES, worker_hosts=1) == []
+    spread = {"worker": ["node-2", "node-3"], "worker-heavy": ["node-3", "node-3", "node-2"]}
+    assert chaos.crowded_pools(spread, POOL_SERVICES, worker_hosts=2) == []
