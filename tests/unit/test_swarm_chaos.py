@@ -1,8 +1,10 @@
 """swarm/chaos.py and swarm/redis.py: which host a fault takes, and the verdict."""
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,15 +44,14 @@ def run(state: str = "success", end_s: float | None = 100) -> RunSnapshot:
     return RunSnapshot("run1", state, AT - timedelta(seconds=30), end)
 
 
-def seen(**figures: float | None) -> Seen:
-    values: dict[str, float | None] = {
-        "promoted_s": 6.0,
-        "services_back_s": 45.0,
-        "let_back_s": 90.0,
-        "whole_s": 120.0,
-    }
-    values.update(figures)
-    return Seen("node-2", AT, "died", LOST, **values)  # type: ignore[arg-type]
+SEEN = Seen(
+    "node-2", AT, "died", LOST, promoted_s=6.0, services_back_s=45.0, let_back_s=90.0, whole_s=120.0
+)
+
+
+def seen(**changes: Any) -> Seen:
+    """What a runner saw after a fault on node-2: every recovery, unless `changes` say not."""
+    return replace(SEEN, **changes)
 
 
 def test_other_server_names_the_pair() -> None:
@@ -85,7 +86,8 @@ def test_no_host_with_a_single_point_or_without_a_worker_is_taken() -> None:
 def test_retries_are_later_tries_started_after_the_fault_earliest_first() -> None:
     tasks = [
         ti(2, 30.0, task="late"),
-        ti(2, 12.5, task="early"),
+        ti(2, 12.54, task="early"),
+        ti(2, 0.0, task="at-the-fault"),
         ti(1, 40.0, task="first-try"),
         ti(2, -5.0, task="retried-before"),
         ti(2, None, task="not-started"),
@@ -105,9 +107,18 @@ def test_nothing_lost_is_ok() -> None:
 
 def test_not_injected_is_the_only_problem_named() -> None:
     nothing = Seen("node-2", None, "no task ran on node-2", LOST)
-    result = judge(HOST_KILL, nothing, [run("running", None)], [])
+    result = judge(HOST_KILL, nothing, [run("running", None)], [ti(2, 20.0)])
     assert result.problems == ["not injected (no task ran on node-2)"]
     assert result.verdict == "not injected"
+    assert (result.retried, result.runs_done_s) == ([], None)
+    payload = result.as_json()
+    assert (payload["injected_at"], payload["verdict"]) == (None, "not injected")
+
+
+def test_runs_done_counts_failed_runs_too_to_the_last_end() -> None:
+    result = judge(HOST_KILL, seen(), [run(end_s=50.0), run("failed", 100.04)], [])
+    assert result.runs_done_s == 100.0
+    assert judge(HOST_KILL, seen(manager_unanswered=3), [run()], []).manager_unanswered == 3
 
 
 def test_a_failed_or_unfinished_run_fails_the_fault() -> None:
@@ -148,6 +159,9 @@ def test_a_recovery_a_fault_does_not_cause_is_not_asked_for(fault: str, missing:
 def test_a_retry_on_the_lost_host_fails_the_fault() -> None:
     result = judge(HOST_KILL, seen(), [run()], [ti(2, 20.0, host="c0ffee000001")])
     assert result.problems == ["1 task(s) ran on the lost host while it was lost"]
+    # A killed host is lost for good, whatever `let_back_s` says.
+    late = judge(HOST_KILL, seen(let_back_s=90.0), [run()], [ti(2, 95.0, host="c0ffee000001")])
+    assert len(late.on_lost_host) == 1
 
 
 def test_a_partitioned_host_may_take_tasks_once_let_back() -> None:
@@ -178,11 +192,24 @@ def test_table_and_json_carry_the_verdict(tmp_path: Path) -> None:
     assert "let back after 90.0 s" in lines[1]
     assert "FAILED" in lines[2].split()
     assert "1 failed, 0 stuck of 1 runs" in lines[2]
+    assert lines[1].split()[3:8] == ["1", "20.0", "6.0", "45.0", "ok"]
+    assert "whole again after 120.0 s; runs done after 100.0 s" in lines[1]
+    assert lines[2].split()[3:7] == ["0", "-", "6.0", "-"]
+    redis = judge(REDIS_PRIMARY_KILL, seen(manager_unanswered=2), [run()], [])
+    assert (
+        chaos.format_table([redis])
+        .splitlines()[1]
+        .endswith(
+            "a replica in sync after 120.0 s; runs done after 100.0 s; "
+            "the Swarm's managers did not answer 2 time(s)"
+        )
+    )
     path = tmp_path / "chaos.json"
     chaos.write_json([good, bad], path)
     payload = json.loads(path.read_text())
     assert [p["ok"] for p in payload] == [True, False]
     assert payload[0]["last_again_s"] == 20.0
+    assert [p["verdict"] for p in payload] == ["ok", "FAILED"]
     assert payload[0]["injected_at"] == AT.isoformat()
     assert payload[1]["problems"][0] == "1 failed, 0 stuck of 1 runs"
 
