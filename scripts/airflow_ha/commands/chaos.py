@@ -57,7 +57,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    known = swarm_chaos.FAULTS if args.engines else FAULTS
+    known = list(swarm_chaos.FAULTS if args.engines else FAULTS)
     unknown = [name for name in args.fault if name not in known]
     if unknown:
         where = " against the Swarm (--engines)" if args.engines else ""

@@ -28,14 +28,7 @@ HOST_KILL = "host-kill"
 # and than a cut-off task takes to stop itself (3 failed heartbeats): the
 # tasks there must have been given up, not merely delayed.
 PARTITION_AT_LEAST_S = 90.0
-FAULTS: Mapping[str, str] = {
-    REDIS_PRIMARY_KILL: "kill the Redis primary's container (the sentinels promote the replica)",
-    HOST_PARTITION: (
-        f"drop every packet between the Redis replica's host and the others for at least "
-        f"{PARTITION_AT_LEAST_S:.0f} s, then let it back"
-    ),
-    HOST_KILL: "kill the Redis primary's host (its engine's container: all it runs, at once)",
-}
+FAULTS = (REDIS_PRIMARY_KILL, HOST_PARTITION, HOST_KILL)  # README: what each does
 DEFAULT_FAULTS = (REDIS_PRIMARY_KILL, HOST_PARTITION)  # host-kill leaves a host lost
 # One replica each, pinned to the node with their volume or published port:
 # the hosts the stack cannot lose (README, "Single points of failure left").
