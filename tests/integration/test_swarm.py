@@ -71,14 +71,19 @@ class SwarmCluster:
             180,
         )
 
-    def chaos(self, fault: str, workdir: Path) -> tuple[CliResult, dict[str, Any]]:
-        """`chaos --engines --fault <fault>`, and its result as the JSON says."""
+    def chaos_passes(self, fault: str, workdir: Path, target: str) -> dict[str, Any]:
+        """`chaos --engines --fault <fault>`, which must pass by its own verdict
+        against `target` with 3 of 3 runs; its result as the JSON says."""
         report = workdir / f"{fault}.json"
         result = self.cli("chaos", "--engines", "--fault", fault, "--json", str(report))
-        assert report.is_file(), result
-        [payload] = json.loads(report.read_text())
         print(f"\n{result.stdout}")
-        return result, payload
+        assert result.code == 0, result
+        payloads: list[dict[str, Any]] = json.loads(report.read_text())
+        [payload] = payloads
+        assert payload["ok"], payload
+        assert payload["target"] == target, payload
+        assert (payload["runs"], payload["succeeded"]) == (3, 3), payload
+        return payload
 
     def start_verify(self, *args: str) -> "subprocess.Popen[str]":
         """`verify` (of the example DAGs, unless `args` say which), running while
@@ -231,11 +236,8 @@ def test_losing_the_redis_primary_promotes_its_replica_and_loses_no_run(
     swarm: SwarmCluster, tmp_path: Path
 ) -> None:
     swarm.wait_redis_settled("redis")  # a new stack's first primary (redis-server.sh)
-    result, fault = swarm.chaos("redis-primary-kill", tmp_path)
-    assert result.code == 0, result
-    assert fault["ok"], fault
-    assert fault["target"] == f"redis on {swarm.engines.engines[1].name}", fault
-    assert (fault["runs"], fault["succeeded"]) == (3, 3), fault
+    target = f"redis on {swarm.engines.engines[LOST_HOST_INDEX - 1].name}"
+    fault = swarm.chaos_passes("redis-primary-kill", tmp_path, target)
     assert fault["promoted_s"] is not None, fault
     # Seen from outside the command: the replica is the primary, and the
     # killed server, started again by Swarm, follows it.
@@ -254,12 +256,8 @@ def test_a_host_cut_off_from_the_others_loses_no_run(swarm: SwarmCluster, tmp_pa
     back: the command also spreads a worker pool that Swarm crowded onto the
     other host meanwhile, so the next test loses a host of a spread stack."""
     swarm.wait_redis_settled("redis")
-    result, fault = swarm.chaos("host-partition", tmp_path)
-    assert result.code == 0, result
-    assert fault["ok"], fault
     host = swarm.engines.engines[CUT_OFF_HOST_INDEX - 1].name
-    assert fault["target"] == host, fault
-    assert (fault["runs"], fault["succeeded"]) == (3, 3), fault
+    fault = swarm.chaos_passes("host-partition", tmp_path, host)
     assert fault["let_back_s"] >= PARTITION_AT_LEAST_S, fault
     # Seen from outside the command: the host a ready node again, every
     # service at its full count, every worker pool spread over the hosts.
@@ -273,12 +271,8 @@ def test_a_host_cut_off_from_the_others_loses_no_run(swarm: SwarmCluster, tmp_pa
 
 def test_losing_a_whole_host_loses_no_run(swarm: SwarmCluster, tmp_path: Path) -> None:
     swarm.wait_redis_settled("redis")  # on the host about to be lost
-    result, fault = swarm.chaos("host-kill", tmp_path)
-    assert result.code == 0, result
-    assert fault["ok"], fault
     lost = swarm.engines.engines[LOST_HOST_INDEX - 1].name
-    assert fault["target"] == lost, fault
-    assert (fault["runs"], fault["succeeded"]) == (3, 3), fault
+    swarm.chaos_passes("host-kill", tmp_path, lost)
     # Seen from outside the command: the host is gone, and Redis promoted on another.
     assert swarm.redis.primary() == "redis-replica"
     manager = swarm.manager()
