@@ -24,6 +24,7 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
 from airflow_ha.airflow_api import AirflowApiError, AirflowClient
+from airflow_ha.chaos.evidence import ContainerMark, died_at
 from airflow_ha.chaos.workload import Workload, now
 from airflow_ha.errors import ClusterError
 from airflow_ha.pools import POOLS
@@ -212,13 +213,13 @@ class SwarmChaos:
 
     def _kill(self, client: DockerClient, container: str) -> datetime | None:
         """Kills a container; its FinishedAt once Docker records the death."""
-        before = client.container.inspect(container).state.finished_at
+        before = ContainerMark.of(client.container.inspect(container))
         client.container.kill(container)
         deadline = time.monotonic() + DEATH_TIMEOUT_S
         while time.monotonic() < deadline:
-            finished = client.container.inspect(container).state.finished_at
-            if finished is not None and (before is None or finished > before):
-                return finished
+            died = died_at(before, ContainerMark.of(client.container.inspect(container)))
+            if died is not None:
+                return died
             time.sleep(0.2)
         return None
 
