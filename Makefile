@@ -148,7 +148,7 @@ users-list: $(STAMP)
 users-remove: $(STAMP)
 	$(CLI) users remove $(foreach user,$(USERS),$(call q,$(user)))
 
-images: $(STAMP)
+images: host-tools $(STAMP)
 	$(CLI) build
 
 lint: $(STAMP)
