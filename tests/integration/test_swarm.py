@@ -76,8 +76,9 @@ class SwarmCluster:
         against `target` with 3 of 3 runs; its result as the JSON says."""
         report = workdir / f"{fault}.json"
         result = self.cli("chaos", "--engines", "--fault", fault, "--json", str(report))
-        print(f"\n{result.stdout}")
-        assert result.code == 0, result
+        # In the captured output: pytest cuts a long assertion message short.
+        print(f"\n{result.stderr}\n{result.stdout}")
+        assert result.code == 0, f"chaos --fault {fault} exited {result.code}"
         payloads: list[dict[str, Any]] = json.loads(report.read_text())
         [payload] = payloads
         assert payload["ok"], payload

@@ -197,6 +197,7 @@ def test_from_api_with_every_field() -> None:
         "end_date": "2026-03-01T12:00:09.5Z",
         "hostname": "4f2a9c1e0b7d",
         "triggerer_job": {"id": 17, "hostname": "a1b2c3d4e5f6", "job_type": "TriggererJob"},
+        "queued_when": "2026-03-01T12:00:00.5Z",
     }
     assert TaskSnapshot.from_api(ti) == TaskSnapshot(
         run_id="manual__2026-03-01",
@@ -209,6 +210,7 @@ def test_from_api_with_every_field() -> None:
         hostname="4f2a9c1e0b7d",
         triggerer_host="a1b2c3d4e5f6",
         triggerer_job_id=17,
+        queued=at(0.5),
     )
 
 
@@ -225,6 +227,7 @@ def test_from_api_without_triggerer_job_start_date_or_hostname() -> None:
         hostname="",
         triggerer_host="",
         triggerer_job_id=None,
+        queued=None,
     )
 
 

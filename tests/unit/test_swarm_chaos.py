@@ -33,10 +33,17 @@ PLACEMENTS = {
 
 
 def ti(
-    try_number: int, start_s: float | None, host: str = "beef00000002", task: str = "t"
+    try_number: int,
+    start_s: float | None,
+    host: str = "beef00000002",
+    task: str = "t",
+    queued_s: float | None = None,
 ) -> TaskSnapshot:
     start = None if start_s is None else AT + timedelta(seconds=start_s)
-    return TaskSnapshot("run1", task, -1, "success", try_number, start, None, host, "", None)
+    queued = None if queued_s is None else AT + timedelta(seconds=queued_s)
+    return TaskSnapshot(
+        "run1", task, -1, "success", try_number, start, None, host, "", None, queued
+    )
 
 
 def run(state: str = "success", end_s: float | None = 100) -> RunSnapshot:
@@ -85,16 +92,16 @@ def test_no_host_with_a_single_point_or_without_a_worker_is_taken() -> None:
 
 def test_retries_are_later_tries_started_after_the_fault_earliest_first() -> None:
     tasks = [
-        ti(2, 30.0, task="late"),
+        ti(2, 30.0, task="late", queued_s=17.06),
         ti(2, 12.54, task="early"),
         ti(2, 0.0, task="at-the-fault"),
         ti(1, 40.0, task="first-try"),
         ti(2, -5.0, task="retried-before"),
         ti(2, None, task="not-started"),
     ]
-    assert [(r.task, r.after_s) for r in retries(tasks, AT)] == [
-        ("early[-1] of run1", 12.5),
-        ("late[-1] of run1", 30.0),
+    assert [(r.task, r.after_s, r.queued_s) for r in retries(tasks, AT)] == [
+        ("early[-1] of run1", 12.5, None),
+        ("late[-1] of run1", 30.0, 17.1),
     ]
 
 
@@ -183,7 +190,9 @@ def test_times_above_the_goals_are_noted_not_failed() -> None:
 
 
 def test_table_and_json_carry_the_verdict(tmp_path: Path) -> None:
-    good = judge(HOST_PARTITION, seen(), [run()], [ti(2, 20.0)])
+    good = judge(
+        HOST_PARTITION, seen(), [run()], [ti(2, 20.0, queued_s=16.0), ti(2, 8.0, queued_s=7.0)]
+    )
     bad = judge(HOST_KILL, seen(services_back_s=None), [run("failed")], [])
     text = chaos.format_table([good, bad])
     lines = text.splitlines()
@@ -192,7 +201,13 @@ def test_table_and_json_carry_the_verdict(tmp_path: Path) -> None:
     assert "let back after 90.0 s" in lines[1]
     assert "FAILED" in lines[2].split()
     assert "1 failed, 0 stuck of 1 runs" in lines[2]
-    assert lines[1].split()[3:8] == ["1", "20.0", "6.0", "45.0", "ok"]
+    assert lines[1].split()[3:8] == ["2", "20.0", "6.0", "45.0", "ok"]
+    assert (
+        lines[1]
+        .split("ok", 1)[1]
+        .strip()
+        .startswith("the last task to run again queued after 16.0 s; let back after 90.0 s")
+    )
     assert "whole again after 120.0 s; runs done after 100.0 s" in lines[1]
     assert lines[2].split()[3:7] == ["0", "-", "6.0", "-"]
     redis = judge(REDIS_PRIMARY_KILL, seen(manager_unanswered=2), [run()], [])
@@ -208,7 +223,8 @@ def test_table_and_json_carry_the_verdict(tmp_path: Path) -> None:
     chaos.write_json([good, bad], path)
     payload = json.loads(path.read_text())
     assert [p["ok"] for p in payload] == [True, False]
-    assert payload[0]["last_again_s"] == 20.0
+    assert (payload[0]["last_again_s"], payload[0]["last_queued_s"]) == (20.0, 16.0)
+    assert payload[1]["last_queued_s"] is None
     assert [p["verdict"] for p in payload] == ["ok", "FAILED"]
     assert payload[0]["injected_at"] == AT.isoformat()
     assert payload[1]["problems"][0] == "1 failed, 0 stuck of 1 runs"
@@ -248,3 +264,37 @@ def test_a_pool_all_on_one_host_is_crowded_when_another_could_run_workers() -> N
     assert chaos.crowded_pools(nodes_of, POOL_SERVICES, worker_hosts=1) == []
     spread = {"worker": ["node-2", "node-3"], "worker-heavy": ["node-3", "node-3", "node-2"]}
     assert chaos.crowded_pools(spread, POOL_SERVICES, worker_hosts=2) == []
+
+
+def running(task: str, host: str = "") -> TaskSnapshot:
+    """A task of the workload: running on `host`, or not started yet (no host)."""
+    state = "running" if host else "scheduled"
+    return TaskSnapshot("run1", task, -1, state, 1, AT if host else None, None, host, "", None)
+
+
+THERE = "c0ffee000001"  # in LOST: the target host's container
+ELSEWHERE = "beef00000002"
+
+
+def test_a_host_fault_strikes_at_once_when_a_long_task_runs_there() -> None:
+    tasks = [running("long", THERE), running("long"), running("short", ELSEWHERE)]
+    assert chaos.strike_now(tasks, LOST, waited_s=0)
+
+
+def test_a_host_fault_waits_for_a_long_task_that_may_still_come_there() -> None:
+    tasks = [running("short", THERE), running("long", ELSEWHERE), running("long")]
+    assert not chaos.strike_now(tasks, LOST, waited_s=59.9)
+    assert chaos.strike_now(tasks, LOST, waited_s=60)
+
+
+def test_a_host_fault_takes_any_task_there_once_every_long_task_runs_elsewhere() -> None:
+    tasks = [running("short", THERE), running("long", ELSEWHERE), running("long", ELSEWHERE)]
+    assert chaos.strike_now(tasks, LOST, waited_s=0)
+
+
+def test_a_host_fault_never_strikes_a_host_without_a_running_task() -> None:
+    idle = [running("short", ELSEWHERE), running("long", ELSEWHERE)]
+    assert not chaos.strike_now(idle, LOST, waited_s=600)
+    done_there = [ti(1, 0, host=THERE, task="short"), running("long", ELSEWHERE)]  # success
+    assert not chaos.strike_now(done_there, LOST, waited_s=600)
+    assert not chaos.strike_now([], LOST, waited_s=600)

@@ -27,6 +27,7 @@ class TaskSnapshot:
     hostname: str
     triggerer_host: str
     triggerer_job_id: int | None
+    queued: datetime | None = None  # when its latest try was sent to Celery
 
     @classmethod
     def from_api(cls, ti: JSON) -> "TaskSnapshot":
@@ -42,6 +43,7 @@ class TaskSnapshot:
             hostname=str(ti.get("hostname") or ""),
             triggerer_host=str(triggerer.get("hostname") or ""),
             triggerer_job_id=int(triggerer["id"]) if triggerer.get("id") is not None else None,
+            queued=parse_time(ti.get("queued_when")),
         )
 
 

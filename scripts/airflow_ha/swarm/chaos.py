@@ -35,6 +35,10 @@ DEFAULT_FAULTS = (REDIS_PRIMARY_KILL, HOST_PARTITION)  # host-kill leaves a host
 SINGLE_POINTS = frozenset({"mysql", "lb"})
 GOAL_AGAIN_S = 60.0
 GOAL_PROMOTED_S = 15.0
+# The workload's 45 s task is the best victim of a host fault (it cannot
+# finish before the fault strikes); waited for this long at most.
+LONG_TASK = "long"
+LONG_TASK_WAIT_S = 60.0
 
 
 def choose_host(fault: str, placements: Mapping[str, Collection[str]], primary: str) -> str | None:
@@ -50,6 +54,25 @@ def choose_host(fault: str, placements: Mapping[str, Collection[str]], primary: 
         if server in services and "worker" in services and not SINGLE_POINTS & set(services):
             return host
     return None
+
+
+def strike_now(tasks: Sequence[TaskSnapshot], hostnames: Collection[str], waited_s: float) -> bool:
+    """Whether a host fault strikes now, `waited_s` after the workload began:
+    a task runs on the host (`hostnames`: its containers), and it is a long
+    task, or no long task can come there any more (each started on another
+    host: Celery sent them all elsewhere), or LONG_TASK_WAIT_S went by."""
+    there = [t for t in tasks if t.state == "running" and t.hostname in hostnames]
+    if not there:
+        return False
+    longs = [t for t in tasks if t.task_id == LONG_TASK]
+    all_longs_elsewhere = bool(longs) and all(
+        t.hostname and t.hostname not in hostnames for t in longs
+    )
+    return (
+        any(t.task_id == LONG_TASK for t in there)
+        or all_longs_elsewhere
+        or waited_s >= LONG_TASK_WAIT_S
+    )
 
 
 def crowded_pools(
@@ -69,11 +92,14 @@ def crowded_pools(
 
 @dataclass(frozen=True)
 class Retry:
-    """A task that ran again after the fault: where, and how many seconds after."""
+    """A task that ran again after the fault: where, and how many seconds after
+    (also when it was sent to Celery again: the rest of the wait is the
+    workers')."""
 
     task: str
     host: str
     after_s: float
+    queued_s: float | None
 
 
 def retries(tasks: Sequence[TaskSnapshot], since: datetime) -> list[Retry]:
@@ -83,6 +109,7 @@ def retries(tasks: Sequence[TaskSnapshot], since: datetime) -> list[Retry]:
             f"{t.task_id}[{t.map_index}] of {t.run_id}",
             t.hostname,
             round((t.start - since).total_seconds(), 1),
+            None if t.queued is None else round((t.queued - since).total_seconds(), 1),
         )
         for t in tasks
         if t.try_number > 1 and t.start is not None and t.start > since
@@ -125,6 +152,12 @@ class SwarmFaultResult:
         return max((r.after_s for r in self.retried), default=None)
 
     @property
+    def last_queued_s(self) -> float | None:
+        """When the last task to run again was sent to Celery again."""
+        last = max(self.retried, key=lambda r: r.after_s, default=None)
+        return None if last is None else last.queued_s
+
+    @property
     def problems(self) -> list[str]:
         """Why the fault is not ok, most telling first; empty when it is."""
         if not self.injected:
@@ -156,6 +189,7 @@ class SwarmFaultResult:
         return {
             **payload,
             "last_again_s": self.last_again_s,
+            "last_queued_s": self.last_queued_s,
             "ok": self.ok,
             "verdict": self.verdict,
             "problems": self.problems,
@@ -230,6 +264,8 @@ def _seconds(value: float | None) -> str:
 
 def _detail(result: SwarmFaultResult) -> str:
     parts = list(result.problems)
+    if result.last_queued_s is not None:
+        parts.append(f"the last task to run again queued after {result.last_queued_s} s")
     if result.let_back_s is not None:
         parts.append(f"let back after {result.let_back_s} s")
     if result.whole_s is not None:

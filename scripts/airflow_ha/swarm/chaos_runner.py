@@ -39,6 +39,7 @@ from airflow_ha.swarm.chaos import (
     choose_host,
     crowded_pools,
     judge,
+    strike_now,
 )
 from airflow_ha.swarm.engines import Engine, EngineSet, address, reachable_manager
 from airflow_ha.swarm.redis import SERVERS, StackRedis, other_server
@@ -46,7 +47,6 @@ from airflow_ha.swarm.stack_file import PINNED_SERVICES, node_label
 
 Log = Callable[[str], None]
 TARGET_TIMEOUT_S = 180.0
-LONG_TASK_WAIT_S = 60.0
 # Services back on the other hosts: Swarm needs its node-down timeout, then a
 # container start and a healthcheck on a busy machine.
 RECOVERY_TIMEOUT_S = 300.0
@@ -191,12 +191,10 @@ class SwarmChaos:
         return self._engine(host)
 
     def _wait_task_on(self, workload: Workload, hostnames: frozenset[str]) -> bool:
-        """Until the workload's 45 s task runs on one of `hostnames`, which the
-        fault cannot let finish; after LONG_TASK_WAIT_S, any task there will do
-        (Celery may have sent every long task elsewhere). False: none within
-        the timeout, or the workload ended first."""
+        """Until the fault may strike the host of `hostnames` (`strike_now`).
+        False: not within the timeout, or the workload ended first."""
         started = time.monotonic()
-        while time.monotonic() - started < TARGET_TIMEOUT_S:
+        while (waited := time.monotonic() - started) < TARGET_TIMEOUT_S:
             try:
                 tasks = workload.tasks()
                 if workload.finished():
@@ -204,9 +202,7 @@ class SwarmChaos:
             except AirflowApiError:
                 time.sleep(1)
                 continue
-            there = [t for t in tasks if t.state == "running" and t.hostname in hostnames]
-            any_will_do = time.monotonic() - started >= LONG_TASK_WAIT_S
-            if any(t.task_id == "long" or any_will_do for t in there):
+            if strike_now(tasks, hostnames, waited):
                 return True
             time.sleep(1)
         return False
