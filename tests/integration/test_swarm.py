@@ -8,7 +8,8 @@ primary (its replica promoted by the sentinels), cuts a host off from the
 others and lets it back, and kills a whole host; last, a deploy onto a node
 that lacks the image, which must leave no stack behind. The engines,
 everything they ran and their state are removed at the end, also when a
-test fails.
+test fails. Besides, on an engine of its own: a Swarm that cannot create
+an overlay network, which `swarm-up` must refuse before deploying anything.
 """
 
 import json
@@ -24,14 +25,19 @@ from typing import Any
 
 import pytest
 from python_on_whales import DockerClient
+from python_on_whales.utils import run
 
 from airflow_ha.airflow_api import AirflowClient, Credentials
+from airflow_ha.images import ImageBuilder
 from airflow_ha.paths import STATE_DIR
 from airflow_ha.settings import load_settings
 from airflow_ha.swarm import deploy
 from airflow_ha.swarm.chaos import PARTITION_AT_LEAST_S
-from airflow_ha.swarm.engines import EngineSet
+from airflow_ha.swarm.engines import NODE_IMAGE, EngineSet, address, labels_for
+from airflow_ha.swarm.engines import start as start_engines
+from airflow_ha.swarm.engines import stop as stop_engines
 from airflow_ha.swarm.redis import SENTINEL_MASTER, StackRedis
+from airflow_ha.swarm.stack_file import node_label
 
 from .conftest import CliResult, readable_dags_copy, run_cli, wait_for, write_env_file
 
@@ -322,3 +328,59 @@ def test_a_node_without_the_image_leaves_no_stack_behind(swarm: SwarmCluster) ->
         f"airflow-ha: error: stack {swarm.stack} is not deployed on this Swarm: run `make swarm-up`"
     )
     assert manager.service.list(filters=[("label", namespace)]) == []
+
+
+def test_a_swarm_without_room_for_an_overlay_network_gets_no_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """One engine of its own, its Swarm's address pool made one /24, which
+    the ingress network takes: `swarm-up --host` must say so in one line
+    (exit 3) and leave the Swarm as it was."""
+    workdir = tmp_path_factory.mktemp("swarm-overlay")
+    project = f"afha-ov-{uuid.uuid4().hex[:8]}"
+    env_file = write_env_file(workdir, COMPOSE_PROJECT_NAME=project)
+    docker = DockerClient()
+    harness = EngineSet(f"{project}-swarm", 1, STATE_DIR / project / "swarm-engines")
+    node_image = ImageBuilder(docker, load_settings(env_file), print).ensure_swarm_node(NODE_IMAGE)
+    try:
+        start_engines(docker, harness, node_image, [], [], print)
+        engine = harness.manager
+        client = engine.client()
+        client.swarm.leave(force=True)
+        run(
+            [
+                *client.docker_cmd,
+                *("swarm", "init", "--advertise-addr", address(docker, harness, engine)),
+                *("--default-addr-pool", "10.231.0.0/24", "--default-addr-pool-mask-length", "24"),
+            ]
+        )
+        labels = {node_label(label): "true" for label in labels_for(1, 1)}
+        client.node.update(engine.name, labels_add=labels)
+        # The new Swarm's ingress network holds the pool's one subnet (the
+        # first Swarm's may linger a while): Swarm accepts a new overlay
+        # network, and gives it no subnet.
+        wait_for(
+            "the ingress network to hold the pool",
+            lambda: [
+                n
+                for n in client.network.list(filters={"name": "ingress"})
+                if n.ipam.config and n.ipam.config[0].get("Subnet") == "10.231.0.0/24"
+            ],
+            timeout=60,
+        )
+        networks = {str(n.name) for n in client.network.list()}
+
+        result = run_cli(env_file, "swarm-up", "--host", engine.host, "--timeout", "60")
+
+        assert result.code == 3, result
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("airflow-ha: error: the Swarm cannot create an overlay network: "), (
+            line
+        )
+        assert "address pool is used up" in line, line
+        assert client.service.list() == []
+        assert client.secret.list() == []
+        assert {str(n.name) for n in client.network.list()} == networks
+    finally:
+        stop_engines(docker, harness, print)
+        shutil.rmtree(STATE_DIR / project, ignore_errors=True)

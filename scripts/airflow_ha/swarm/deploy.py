@@ -29,6 +29,7 @@ from airflow_ha.swarm.stack_file import (
 )
 
 OVERLAY_CHECK_NETWORK = "airflow-ha-overlay-check"
+OVERLAY_SUBNET_TIMEOUT_S = 10.0  # Swarm's allocator gives a new network its subnet at once
 LOG_LINES_ON_FAILURE = 25
 
 Log = Callable[[str], None]
@@ -153,12 +154,26 @@ def check_labels(client: DockerClient) -> None:
 
 
 def check_overlay(client: DockerClient) -> None:
+    """Creates and removes an overlay network, as the stack's would be. Swarm
+    accepts a network it has no subnet for (its address pool used up) and
+    gives it none a moment later: the stack's tasks would then never start."""
     try:
         client.network.create(OVERLAY_CHECK_NETWORK, driver="overlay")
     except DockerException as error:
         reason = (error.stderr or "").strip().splitlines()[-1:] or ["unknown error"]
         raise ConfigError(f"the Swarm cannot create an overlay network: {reason[0]}") from None
-    client.network.remove(OVERLAY_CHECK_NETWORK)
+    try:
+        deadline = time.monotonic() + OVERLAY_SUBNET_TIMEOUT_S
+        while not client.network.inspect(OVERLAY_CHECK_NETWORK).ipam.config:
+            if time.monotonic() > deadline:
+                raise ConfigError(
+                    "the Swarm cannot create an overlay network: it gave one no subnet, its "
+                    "address pool is used up (`docker info`: Default Address Pool; `docker "
+                    "network ls --filter driver=overlay` shows what holds it)"
+                )
+            time.sleep(0.5)
+    finally:
+        client.network.remove(OVERLAY_CHECK_NETWORK)
 
 
 def _task_state(task: Task, node_names: Mapping[str, str]) -> TaskState:
