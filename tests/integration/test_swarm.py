@@ -363,7 +363,7 @@ def test_a_swarm_without_room_for_an_overlay_network_gets_no_stack(
             "the ingress network to hold the pool",
             lambda: [
                 n
-                for n in client.network.list(filters={"name": "ingress"})
+                for n in client.network.list(filters=[("name", "ingress")])
                 if n.ipam.config and n.ipam.config[0].get("Subnet") == "10.231.0.0/24"
             ],
             timeout=60,
