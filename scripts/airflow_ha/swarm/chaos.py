@@ -148,14 +148,18 @@ class SwarmFaultResult:
         return self.injected_at is not None
 
     @property
+    def last_retry(self) -> Retry | None:
+        """The task that ran again last."""
+        return max(self.retried, key=lambda r: r.after_s, default=None)
+
+    @property
     def last_again_s(self) -> float | None:
-        return max((r.after_s for r in self.retried), default=None)
+        return None if self.last_retry is None else self.last_retry.after_s
 
     @property
     def last_queued_s(self) -> float | None:
         """When the last task to run again was sent to Celery again."""
-        last = max(self.retried, key=lambda r: r.after_s, default=None)
-        return None if last is None else last.queued_s
+        return None if self.last_retry is None else self.last_retry.queued_s
 
     @property
     def problems(self) -> list[str]:
