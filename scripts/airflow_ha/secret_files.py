@@ -7,6 +7,8 @@ tokens or decrypt connections. The Airflow image's entrypoint exports each file
 named like a variable as that variable; MySQL and Redis read theirs directly.
 """
 
+import hashlib
+import hmac
 from pathlib import Path
 
 from airflow_ha.settings import Settings
@@ -38,15 +40,28 @@ def secret_values(settings: Settings) -> dict[str, str]:
     }
 
 
+def replication_password(root_password: str) -> str:
+    """The MySQL group's replication user's password: derived from the root
+    password (an HMAC, which does not reveal it), so that it is generated
+    with .env's secrets, stays the same for the group's lifetime, and needs
+    no line in .env files made before the Swarm stack had a group. 32 hex
+    digits (128 bits): MySQL refuses a longer replication password."""
+    return hmac.new(
+        root_password.encode(), b"airflow-ha mysql group replication", hashlib.sha256
+    ).hexdigest()[:32]
+
+
 def swarm_secret_values(settings: Settings) -> dict[str, str]:
     """The Swarm stack's Celery URLs (compose/swarm.yaml reads them from
     `swarm_secrets_dir`): through its three Redis Sentinels, reached by one
     name that resolves to each of them. Celery's clients ask them which Redis
-    server is the primary (the monitored name is in airflow_ha_celery.py)."""
+    server is the primary (the monitored name is in airflow_ha_celery.py).
+    And the password the MySQL group's members replicate with."""
     sentinels = f"sentinel://:{settings.redis_password}@redis-sentinel:26379"
     return {
         "AIRFLOW__CELERY__BROKER_URL": f"{sentinels}/{BROKER_DB}",
         "AIRFLOW__CELERY__RESULT_BACKEND": f"{sentinels}/{RESULT_BACKEND_DB}",
+        "mysql_replication_password": replication_password(settings.mysql_root_password),
     }
 
 

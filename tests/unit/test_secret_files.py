@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from airflow_ha.secret_files import (
+    replication_password,
     secret_values,
     secrets_dir,
     swarm_secret_values,
@@ -23,12 +24,22 @@ def valid_settings(valid_env_file: Path) -> Settings:
 
 def test_the_swarm_stacks_celery_urls_go_through_its_sentinels(valid_settings: Settings) -> None:
     redis = valid_settings.redis_password
-    assert swarm_secret_values(valid_settings) == {
-        "AIRFLOW__CELERY__BROKER_URL": f"sentinel://:{redis}@redis-sentinel:26379/0",
-        "AIRFLOW__CELERY__RESULT_BACKEND": f"sentinel://:{redis}@redis-sentinel:26379/1",
-    }
+    values = swarm_secret_values(valid_settings)
+    assert values["AIRFLOW__CELERY__BROKER_URL"] == f"sentinel://:{redis}@redis-sentinel:26379/0"
+    assert values["AIRFLOW__CELERY__RESULT_BACKEND"] == (
+        f"sentinel://:{redis}@redis-sentinel:26379/1"
+    )
     # Files of the same names, in their own folder (compose/swarm.yaml).
     assert swarm_secrets_dir(Path("/s")) == Path("/s/secrets/swarm")
+
+
+def test_the_mysql_groups_replication_password_is_its_own(valid_settings: Settings) -> None:
+    password = swarm_secret_values(valid_settings)["mysql_replication_password"]
+    # Derived, so the same each time; not the root password, nor any other.
+    assert password == replication_password(valid_settings.mysql_root_password)
+    assert len(password) == 32  # MySQL's longest
+    assert password not in secret_values(valid_settings).values()
+    assert replication_password("a") != replication_password("b")
 
 
 def test_each_url_carries_its_password_and_nothing_else_does(valid_settings: Settings) -> None:

@@ -111,6 +111,10 @@ def test_capacity_of_the_nodes_for_each_kind_of_service() -> None:
     assert capacity("worker", TWO_SURVIVORS) is None
     assert capacity("worker", [{"airflow-ha.workers": "false"}]) == 0
     assert capacity("redis-replica", TWO_SURVIVORS) == 0
+    # One member of the MySQL group per node labelled for it.
+    assert capacity("mysql-server", TWO_SURVIVORS) == 1
+    assert capacity("mysql-server", [{"airflow-ha.mysql": "true"}] * 3) == 3
+    assert capacity("mysql", TWO_SURVIVORS) == 2
     assert capacity("flower", []) is None
 
 

@@ -20,12 +20,12 @@ def test_every_number_of_engines_carries_every_label_the_stack_needs() -> None:
 
 def test_mysql_and_the_two_redis_servers_are_on_three_hosts() -> None:
     assert labels_for(1, 3) == ("lb", "mysql")
-    assert labels_for(2, 3) == ("redis", "workers")
-    assert labels_for(3, 3) == ("redis-replica", "workers")
+    assert labels_for(2, 3) == ("mysql", "redis", "workers")
+    assert labels_for(3, 3) == ("mysql", "redis-replica", "workers")
     assert labels_for(4, 5) == ("workers",)
     assert labels_for(5, 5) == ("workers",)
     assert labels_for(1, 2) == ("lb", "mysql", "redis-replica")
-    assert labels_for(2, 2) == ("redis", "workers")
+    assert labels_for(2, 2) == ("mysql", "redis", "workers")
     assert labels_for(1, 1) == ("lb", "mysql", "redis", "redis-replica", "workers")
 
 

@@ -201,7 +201,9 @@ def test_config_names_are_made_of_allowed_characters() -> None:
     assert config_name("/a/b/haproxy.cfg") == "haproxy_cfg"
 
 
-@pytest.mark.parametrize("name", ["api-server", "scheduler", "triggerer", "redis-sentinel"])
+@pytest.mark.parametrize(
+    "name", ["api-server", "scheduler", "triggerer", "redis-sentinel", "mysql"]
+)
 def test_replicated_components_spread_one_per_node(name: str) -> None:
     placement = stack_file(resolved(**{name: service()}), PROJECT)["services"][name]["deploy"][
         "placement"
@@ -212,7 +214,6 @@ def test_replicated_components_spread_one_per_node(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "label"),
     [
-        ("mysql", "mysql"),
         ("redis", "redis"),
         ("redis-replica", "redis-replica"),
         ("lb", "lb"),
@@ -225,6 +226,17 @@ def test_pinned_services_go_to_the_nodes_labelled_for_them(name: str, label: str
         "placement"
     ]
     assert placement == {"constraints": [f"node.labels.airflow-ha.{label} == true"]}
+
+
+def test_the_mysql_groups_members_go_one_per_node_labelled_for_them() -> None:
+    placement = stack_file(resolved(**{"mysql-server": service()}), PROJECT)["services"][
+        "mysql-server"
+    ]["deploy"]["placement"]
+    assert placement == {
+        "max_replicas_per_node": 1,
+        "preferences": [{"spread": "node.id"}],
+        "constraints": ["node.labels.airflow-ha.mysql == true"],
+    }
 
 
 @pytest.mark.parametrize("name", ["dag-processor", "flower", "airflow-init", "maintenance"])

@@ -80,13 +80,15 @@ def missing_labels(node_labels: Iterable[Mapping[str, str]]) -> list[str]:
 
 def capacity(service: str, nodes: Sequence[Mapping[str, str]]) -> int | None:
     """How many replicas of a service these nodes (their labels) can run: one
-    per node for a spread service, none without a node of its label, else
-    any number (None)."""
-    if service in SPREAD_SERVICES:
-        return len(nodes)
+    per node for a spread service (per node of its label, if it is pinned
+    too), none without a node of its label, else any number (None)."""
     if service in PINNED_SERVICES:
         label = node_label(PINNED_SERVICES[service])
-        return None if any(labels.get(label) == "true" for labels in nodes) else 0
+        nodes = [labels for labels in nodes if labels.get(label) == "true"]
+        if service not in SPREAD_SERVICES:
+            return None if nodes else 0
+    if service in SPREAD_SERVICES:
+        return len(nodes)
     return None
 
 

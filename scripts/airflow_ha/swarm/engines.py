@@ -40,20 +40,21 @@ Log = Callable[[str], None]
 
 
 def labels_for(index: int, count: int) -> tuple[str, ...]:
-    """The airflow-ha node labels of the index-th engine (1-based): MySQL and
-    the load balancer on the first, the Redis primary on the second and its
-    replica on the third (the first, with two engines), so that losing one
-    host never takes MySQL and Redis, or both Redis servers; Celery workers
-    on every host but the first, whose CPUs serve the database. A single
-    engine carries every label."""
+    """The airflow-ha node labels of the index-th engine (1-based): a member
+    of the MySQL group on each of the first three, the load balancer on the
+    first, the Redis primary on the second and its replica on the third (the
+    first, with two engines), so that losing one host never takes both Redis
+    servers or a majority of the group; Celery workers on every host but the
+    first, whose CPUs serve the load balancer. A single engine carries every
+    label."""
     if count == 1:
         return NODE_LABELS
     if index == 1:
         return ("lb", "mysql", "redis-replica") if count == 2 else ("lb", "mysql")
     if index == 2:
-        return ("redis", "workers")
+        return ("mysql", "redis", "workers")
     if index == 3:
-        return ("redis-replica", "workers")
+        return ("mysql", "redis-replica", "workers")
     return ("workers",)
 
 

@@ -20,9 +20,10 @@ function of the model, so every rule below is unit-tested:
   whichever node runs the service; the DAG folder stays a bind mount and must
   exist at the same path on every node;
 - placement: replicas of the components that have several are spread over
-  nodes, one per node; MySQL, the Redis primary and replica and the load
-  balancer go to the node labelled for them (their volumes and published ports
-  live there); Celery workers to the nodes labelled for workers.
+  nodes, one per node; the MySQL group's members, the Redis primary and
+  replica and the load balancer go to the nodes labelled for them (their
+  volumes and published ports live there), the members one per node; Celery
+  workers to the nodes labelled for workers.
 """
 
 import re
@@ -46,10 +47,12 @@ SWARM_IGNORED_KEYS = (
 )
 
 ONE_SHOT_SERVICES = frozenset({"airflow-init"})
-SPREAD_SERVICES = frozenset({"api-server", "scheduler", "triggerer", "redis-sentinel"})
+SPREAD_SERVICES = frozenset(
+    {"api-server", "scheduler", "triggerer", "redis-sentinel", "mysql-server", "mysql"}
+)
 # Service -> node label it needs (`airflow-ha.<label>=true` on the node).
 PINNED_SERVICES: Mapping[str, str] = {
-    "mysql": "mysql",
+    "mysql-server": "mysql",
     "redis": "redis",
     "redis-replica": "redis-replica",
     "lb": "lb",
@@ -92,11 +95,12 @@ def config_name(source: str) -> str:
 
 
 def _placement(name: str) -> dict[str, Any]:
+    placement: dict[str, Any] = {}
     if name in SPREAD_SERVICES:
-        return {"max_replicas_per_node": 1, "preferences": [{"spread": "node.id"}]}
+        placement |= {"max_replicas_per_node": 1, "preferences": [{"spread": "node.id"}]}
     if name in PINNED_SERVICES:
-        return {"constraints": [f"node.labels.{node_label(PINNED_SERVICES[name])} == true"]}
-    return {}
+        placement["constraints"] = [f"node.labels.{node_label(PINNED_SERVICES[name])} == true"]
+    return placement
 
 
 def _service(
