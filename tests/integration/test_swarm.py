@@ -4,8 +4,9 @@ Three engines in containers (`swarm-engines up`), the stack deployed across
 them (`swarm-up --engines`), the example DAGs run through the load balancer,
 the default workers scaled up and down (with runs in flight) through Swarm,
 then, while DAG runs are in flight, `chaos --engines` kills the Redis
-primary (its replica promoted by the sentinels), cuts a host off from the
-others and lets it back, and kills a whole host; last, a deploy onto a node
+primary (its replica promoted by the sentinels), kills the MySQL group's
+primary (the group elects another), cuts a host off from the others and
+lets it back, and kills a whole host; last, a deploy onto a node
 that lacks the image, which must leave no stack behind. The engines,
 everything they ran and their state are removed at the end, also when a
 test fails. Besides, on an engine of its own: a Swarm that cannot create
@@ -36,6 +37,7 @@ from airflow_ha.swarm.chaos import PARTITION_AT_LEAST_S
 from airflow_ha.swarm.engines import NODE_IMAGE, EngineSet, address, labels_for
 from airflow_ha.swarm.engines import start as start_engines
 from airflow_ha.swarm.engines import stop as stop_engines
+from airflow_ha.swarm.mysql import StackMySQL
 from airflow_ha.swarm.redis import SENTINEL_MASTER, StackRedis
 from airflow_ha.swarm.stack_file import node_label
 
@@ -46,7 +48,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.swarm]
 UP_TIMEOUT_SECONDS = "1200"
 # The hosts `chaos --engines` takes (swarm/chaos.py, choose_host): a kill the
 # Redis primary's (engines.labels_for: the second), a partition the replica's
-# (the third). The first, with MySQL and the load balancer, it never takes.
+# (the third). The first, with the load balancer, it never takes.
 LOST_HOST_INDEX = 2
 CUT_OFF_HOST_INDEX = 3
 
@@ -68,6 +70,10 @@ class SwarmCluster:
     @property
     def redis(self) -> StackRedis:
         return StackRedis(self.engines.engines, self.stack)
+
+    @property
+    def mysql(self) -> StackMySQL:
+        return StackMySQL(self.engines.engines, self.stack)
 
     def wait_redis_settled(self, primary: str) -> None:
         """Until the sentinels name `primary` and the other server replicates it."""
@@ -138,7 +144,9 @@ def test_replicas_are_spread_and_pinned_services_sit_on_their_nodes(swarm: Swarm
         assert len(nodes) == 2, (service, nodes)
         assert len(set(nodes)) == 2, (service, nodes)
     node = {e.index: e.name for e in swarm.engines.engines}
-    assert states["mysql"].nodes == [node[1]]
+    # A member of the MySQL group on each host, the routers to its primary on two.
+    assert states["mysql-server"].nodes == sorted(node.values())
+    assert len(set(states["mysql"].nodes)) == 2, states["mysql"]
     assert states["lb"].nodes == [node[1]]
     assert states["redis"].nodes == [node[2]]
     assert set(states["worker"].nodes) <= {node[2], node[3]}
@@ -256,6 +264,25 @@ def test_losing_the_redis_primary_promotes_its_replica_and_loses_no_run(
     answer = swarm.redis.sentinel("failover", SENTINEL_MASTER)
     assert answer.strip() == "OK", answer
     swarm.wait_redis_settled("redis")
+
+
+def test_losing_the_mysql_primary_elects_another_and_loses_no_run(
+    swarm: SwarmCluster, tmp_path: Path
+) -> None:
+    wait_for("the MySQL group whole", lambda: swarm.mysql.whole(), 180)
+    before = swarm.mysql.primary()
+    assert before is not None
+    target = f"mysql primary on {before.client.system.info().name}"
+    fault = swarm.chaos_passes("mysql-primary-kill", tmp_path, target)
+    assert fault["promoted_s"] is not None, fault
+    # Seen from outside the command: another member is the primary (the
+    # killed one's container is gone: Swarm started a new one), and the group
+    # is whole again with three members.
+    after = swarm.mysql.primary()
+    assert after is not None
+    assert after.container != before.container
+    assert before.container not in {m.container for m in swarm.mysql.members()}
+    assert swarm.mysql.whole()
 
 
 def test_a_host_cut_off_from_the_others_loses_no_run(swarm: SwarmCluster, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""swarm/chaos.py and swarm/redis.py: which host a fault takes, and the verdict."""
+"""swarm/chaos.py, swarm/redis.py and swarm/mysql.py: which host a fault
+takes, and the verdict."""
 
 import json
 from dataclasses import replace
@@ -13,22 +14,25 @@ from airflow_ha.swarm import chaos
 from airflow_ha.swarm.chaos import (
     HOST_KILL,
     HOST_PARTITION,
+    MYSQL_PRIMARY_KILL,
     REDIS_PRIMARY_KILL,
     Seen,
     choose_host,
     judge,
     retries,
 )
+from airflow_ha.swarm.mysql import Member, parse_self, whole
 from airflow_ha.swarm.redis import other_server, settled
 
 AT = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 LOST = frozenset({"c0ffee000001"})
 
-# The harness's placements: MySQL and lb on node 1, the Redis primary on 2, its replica on 3.
+# The harness's placements: a MySQL member on each node, lb on node 1, the
+# Redis primary on 2, its replica on 3.
 PLACEMENTS = {
-    "node-1": {"mysql", "lb", "scheduler", "redis-sentinel"},
-    "node-2": {"redis", "worker", "worker-heavy", "redis-sentinel", "api-server"},
-    "node-3": {"redis-replica", "worker", "redis-sentinel", "scheduler"},
+    "node-1": {"mysql-server", "mysql", "lb", "scheduler", "redis-sentinel"},
+    "node-2": {"mysql-server", "redis", "worker", "worker-heavy", "redis-sentinel", "api-server"},
+    "node-3": {"mysql-server", "mysql", "redis-replica", "worker", "redis-sentinel", "scheduler"},
 }
 
 
@@ -82,8 +86,8 @@ def test_a_kill_takes_the_primarys_host_a_partition_the_replicas(
 
 
 def test_no_host_with_a_single_point_or_without_a_worker_is_taken() -> None:
-    with_mysql = {**PLACEMENTS, "node-2": PLACEMENTS["node-2"] | {"mysql"}}
-    assert choose_host(HOST_KILL, with_mysql, "redis") is None
+    with_lb = {**PLACEMENTS, "node-2": PLACEMENTS["node-2"] | {"lb"}}
+    assert choose_host(HOST_KILL, with_lb, "redis") is None
     with_lb = {**PLACEMENTS, "node-3": PLACEMENTS["node-3"] | {"lb"}}
     assert choose_host(HOST_PARTITION, with_lb, "redis") is None
     no_worker = {**PLACEMENTS, "node-2": PLACEMENTS["node-2"] - {"worker"}}
@@ -144,6 +148,8 @@ def test_a_failed_or_unfinished_run_fails_the_fault() -> None:
         (HOST_PARTITION, "services_back_s", "the services did not come back on the other hosts"),
         (HOST_PARTITION, "whole_s", "node-2 not whole again"),
         (REDIS_PRIMARY_KILL, "whole_s", "node-2 not whole again"),
+        (MYSQL_PRIMARY_KILL, "promoted_s", "the MySQL group elected no new primary"),
+        (MYSQL_PRIMARY_KILL, "whole_s", "node-2 not whole again"),
     ],
 )
 def test_each_fault_needs_its_recovery(fault: str, missing: str, problem: str) -> None:
@@ -155,6 +161,7 @@ def test_each_fault_needs_its_recovery(fault: str, missing: str, problem: str) -
     ("fault", "missing"),
     [
         (REDIS_PRIMARY_KILL, "services_back_s"),
+        (MYSQL_PRIMARY_KILL, "services_back_s"),
         (HOST_PARTITION, "promoted_s"),
         (HOST_KILL, "whole_s"),
     ],
@@ -187,6 +194,12 @@ def test_times_above_the_goals_are_noted_not_failed() -> None:
     ]
     at_goal = judge(HOST_KILL, seen(promoted_s=15.0), [run()], [ti(2, 60.0)])
     assert at_goal.notes == []
+    # A new MySQL primary's goal is 30 s; a partition promotes nothing.
+    assert judge(MYSQL_PRIMARY_KILL, seen(promoted_s=30.0), [run()], []).notes == []
+    assert judge(MYSQL_PRIMARY_KILL, seen(promoted_s=30.1), [run()], []).notes == [
+        "promoted after 30.1 s: above the 30 s goal"
+    ]
+    assert judge(HOST_PARTITION, seen(promoted_s=99.0), [run()], []).notes == []
 
 
 def test_table_and_json_carry_the_verdict(tmp_path: Path) -> None:
@@ -219,6 +232,8 @@ def test_table_and_json_carry_the_verdict(tmp_path: Path) -> None:
             "the Swarm's managers did not answer 2 time(s)"
         )
     )
+    mysql = judge(MYSQL_PRIMARY_KILL, seen(), [run()], [])
+    assert "the group whole again after 120.0 s" in chaos.format_table([mysql])
     path = tmp_path / "chaos.json"
     chaos.write_json([good, bad], path)
     payload = json.loads(path.read_text())
@@ -249,6 +264,32 @@ def test_redis_is_settled_when_the_replica_follows_and_could_be_promoted(
     named: str, replication: str, replicas: str, expected: bool
 ) -> None:
     assert settled(named, "redis", replication, replicas) is expected
+
+
+def test_a_mysql_member_says_its_role_and_state() -> None:
+    assert parse_self("PRIMARY\tONLINE\n") == ("PRIMARY", "ONLINE")
+    assert parse_self("SECONDARY\tRECOVERING") == ("SECONDARY", "RECOVERING")
+    # Not in a group (no row), or no answer.
+    assert parse_self("") == ("", "")
+    assert parse_self("\tOFFLINE") == ("", "")
+
+
+def member(role: str, state: str = "ONLINE") -> Member:
+    return Member(None, "c", role, state)  # type: ignore[arg-type]
+
+
+def test_the_group_is_whole_with_every_member_online_and_one_primary() -> None:
+    group = [member("PRIMARY"), member("SECONDARY"), member("SECONDARY")]
+    assert whole(group)
+    assert member("PRIMARY").primary
+    assert not member("PRIMARY", "RECOVERING").primary
+    assert not member("SECONDARY").primary
+    assert not whole(group[:2])
+    assert not whole([*group[:2], member("SECONDARY", "RECOVERING")])
+    assert not whole([*group[:2], member("", "")])
+    assert not whole([member("PRIMARY"), member("PRIMARY"), member("SECONDARY")])
+    assert not whole([member("SECONDARY")] * 3)
+    assert whole(group[:2], count=2)
 
 
 POOL_SERVICES = {"worker", "worker-heavy"}

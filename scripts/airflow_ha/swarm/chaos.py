@@ -1,14 +1,15 @@
 """The faults of `chaos --engines` and their verdict: pure functions of what was seen.
 
-On the Swarm stack a fault is the loss of a Redis primary or of a whole host,
-while runs of the chaos workload are in flight (`swarm/chaos_runner.py`
-injects them and gathers the facts). A fault passes when nothing was lost:
-every run succeeded, no task ran again on the lost host while it was lost,
-every service is back to what the other hosts can hold, the Redis replica
-was promoted where the primary was lost, and what was let back is whole
-again. The issue's goals for the times (a task running again within 60 s, a
-promotion within 15 s) are figures next to the verdict, not part of it: a
-busy machine may miss them with nothing lost.
+On the Swarm stack a fault is the loss of a Redis primary, of the MySQL
+group's primary or of a whole host, while runs of the chaos workload are in
+flight (`swarm/chaos_runner.py` injects them and gathers the facts). A fault
+passes when nothing was lost: every run succeeded, no task ran again on the
+lost host while it was lost, every service is back to what the other hosts
+can hold, the Redis replica was promoted (or the group elected a new
+primary) where the primary was lost, and what was let back is whole again.
+The issue's goals for the times (a task running again within 60 s, a Redis
+promotion within 15 s, a new MySQL primary within 30 s) are figures next to
+the verdict, not part of it: a busy machine may miss them with nothing lost.
 """
 
 import json
@@ -22,19 +23,23 @@ from airflow_ha.console import table
 from airflow_ha.swarm.redis import other_server
 
 REDIS_PRIMARY_KILL = "redis-primary-kill"
+MYSQL_PRIMARY_KILL = "mysql-primary-kill"
 HOST_PARTITION = "host-partition"
 HOST_KILL = "host-kill"
 # Longer than Airflow takes to fail a task that stopped heartbeating (15 s)
 # and than a cut-off task takes to stop itself (3 failed heartbeats): the
 # tasks there must have been given up, not merely delayed.
 PARTITION_AT_LEAST_S = 90.0
-FAULTS = (REDIS_PRIMARY_KILL, HOST_PARTITION, HOST_KILL)  # README: what each does
-DEFAULT_FAULTS = (REDIS_PRIMARY_KILL, HOST_PARTITION)  # host-kill leaves a host lost
-# One replica each, pinned to the node with their volume or published port:
-# the hosts the stack cannot lose (README, "Single points of failure left").
-SINGLE_POINTS = frozenset({"mysql", "lb"})
+# README: what each does.
+FAULTS = (REDIS_PRIMARY_KILL, MYSQL_PRIMARY_KILL, HOST_PARTITION, HOST_KILL)
+# host-kill leaves a host lost.
+DEFAULT_FAULTS = (REDIS_PRIMARY_KILL, MYSQL_PRIMARY_KILL, HOST_PARTITION)
+# One replica, pinned to the node with its published port: the host the stack
+# cannot lose (README, "Single points of failure left").
+SINGLE_POINTS = frozenset({"lb"})
 GOAL_AGAIN_S = 60.0
-GOAL_PROMOTED_S = 15.0
+# A host kill takes the Redis primary (choose_host).
+GOAL_PROMOTED_S = {REDIS_PRIMARY_KILL: 15.0, HOST_KILL: 15.0, MYSQL_PRIMARY_KILL: 30.0}
 # The workload's 45 s task is the best victim of a host fault (it cannot
 # finish before the fault strikes); waited for this long at most.
 LONG_TASK = "long"
@@ -170,7 +175,11 @@ class SwarmFaultResult:
         if self.succeeded != self.runs:
             found.append(f"{self.failed} failed, {self.stuck} stuck of {self.runs} runs")
         if self.expects_promotion and self.promoted_s is None:
-            found.append("the Redis replica was not promoted")
+            found.append(
+                "the MySQL group elected no new primary"
+                if self.fault == MYSQL_PRIMARY_KILL
+                else "the Redis replica was not promoted"
+            )
         if self.expects_services_back and self.services_back_s is None:
             found.append("the services did not come back on the other hosts")
         if self.on_lost_host:
@@ -236,8 +245,9 @@ def judge(
     again = max((r.after_s for r in found), default=None)
     if again is not None and again > GOAL_AGAIN_S:
         notes.append(f"a task running again after {again} s: above the {GOAL_AGAIN_S:.0f} s goal")
-    if seen.promoted_s is not None and seen.promoted_s > GOAL_PROMOTED_S:
-        notes.append(f"promoted after {seen.promoted_s} s: above the {GOAL_PROMOTED_S:.0f} s goal")
+    goal = GOAL_PROMOTED_S.get(fault)
+    if seen.promoted_s is not None and goal is not None and seen.promoted_s > goal:
+        notes.append(f"promoted after {seen.promoted_s} s: above the {goal:.0f} s goal")
     return SwarmFaultResult(
         fault=fault,
         target=seen.target,
@@ -254,9 +264,9 @@ def judge(
         let_back_s=seen.let_back_s,
         whole_s=seen.whole_s,
         runs_done_s=runs_done_s,
-        expects_promotion=fault in (REDIS_PRIMARY_KILL, HOST_KILL),
+        expects_promotion=fault in (REDIS_PRIMARY_KILL, MYSQL_PRIMARY_KILL, HOST_KILL),
         expects_services_back=fault in (HOST_PARTITION, HOST_KILL),
-        expects_whole=fault in (REDIS_PRIMARY_KILL, HOST_PARTITION),
+        expects_whole=fault in (REDIS_PRIMARY_KILL, MYSQL_PRIMARY_KILL, HOST_PARTITION),
         manager_unanswered=seen.manager_unanswered,
         notes=notes,
     )
@@ -273,7 +283,10 @@ def _detail(result: SwarmFaultResult) -> str:
     if result.let_back_s is not None:
         parts.append(f"let back after {result.let_back_s} s")
     if result.whole_s is not None:
-        what = "a replica in sync" if result.fault == REDIS_PRIMARY_KILL else "whole again"
+        what = {
+            REDIS_PRIMARY_KILL: "a replica in sync",
+            MYSQL_PRIMARY_KILL: "the group whole again",
+        }.get(result.fault, "whole again")
         parts.append(f"{what} after {result.whole_s} s")
     if result.runs_done_s is not None:
         parts.append(f"runs done after {result.runs_done_s} s")

@@ -8,7 +8,8 @@ killed by killing its engine's container (everything on it dies at once; no
 FIN, no RST reaches its peers), cut off by dropping every packet between its
 engine and the others (iptables' raw table in the engine's network
 namespace, ahead of connection tracking, so no established connection slips
-by), and the Redis primary by killing its container on its host's engine.
+by), and the Redis primary or the MySQL group's primary by killing its
+container on its host's engine.
 Every time counts from the injection as Docker confirms it (the killed
 container's FinishedAt), or from the return of the last iptables rule.
 """
@@ -32,6 +33,7 @@ from airflow_ha.swarm import deploy
 from airflow_ha.swarm.chaos import (
     HOST_KILL,
     HOST_PARTITION,
+    MYSQL_PRIMARY_KILL,
     PARTITION_AT_LEAST_S,
     REDIS_PRIMARY_KILL,
     Seen,
@@ -42,6 +44,7 @@ from airflow_ha.swarm.chaos import (
     strike_now,
 )
 from airflow_ha.swarm.engines import Engine, EngineSet, address, reachable_manager
+from airflow_ha.swarm.mysql import StackMySQL
 from airflow_ha.swarm.redis import SERVERS, StackRedis, other_server
 from airflow_ha.swarm.stack_file import PINNED_SERVICES, node_label
 
@@ -92,6 +95,7 @@ class SwarmChaos:
         self.client = client
         self.log = log
         self.redis = StackRedis(engines.engines, stack)
+        self.mysql = StackMySQL(engines.engines, stack)
 
     def manager(self) -> DockerClient:
         engine = reachable_manager(self.engines)
@@ -139,8 +143,8 @@ class SwarmChaos:
 
     def check_whole(self) -> str:
         """The Redis primary, once every host is a ready node, every service at
-        full count, no worker pool crowded onto one host and Redis settled; a
-        ClusterError naming what is missing otherwise."""
+        full count, no worker pool crowded onto one host, Redis settled and
+        the MySQL group whole; a ClusterError naming what is missing otherwise."""
         manager = self.manager()
         ready = len(deploy.ready_node_labels(manager))
         if ready < self.engines.count:
@@ -169,6 +173,11 @@ class SwarmChaos:
                 "the Redis servers are not settled (a primary the sentinels name and its "
                 "replica in sync): see `make swarm-status ENGINES=1`, and try again shortly"
             )
+        if not self.mysql.whole():
+            raise ClusterError(
+                "the MySQL group is not whole (every member ONLINE, one of them the primary): "
+                "see `docker service logs <stack>_mysql-server`, and try again shortly"
+            )
         return primary
 
     def _engine(self, name: str) -> Engine:
@@ -181,12 +190,15 @@ class SwarmChaos:
                 placements.setdefault(node, set()).add(state.service)
         if fault == REDIS_PRIMARY_KILL:
             host = next((h for h, s in placements.items() if primary in s), None)
+        elif fault == MYSQL_PRIMARY_KILL:
+            member = self.mysql.primary()
+            host = None if member is None else str(member.client.system.info().name)
         else:
             host = choose_host(fault, placements, primary)
         if host is None:
             raise ClusterError(
-                f"{fault}: no host runs the Redis server it needs besides a worker, without "
-                'MySQL or the load balancer (the node labels of README, "Beyond one machine")'
+                f"{fault}: no host runs the server it needs (besides a worker, without the "
+                'load balancer, for a host fault: the node labels of README, "Beyond one machine")'
             )
         return self._engine(host)
 
@@ -245,11 +257,19 @@ class SwarmChaos:
         hostnames = frozenset(c.id[:12] for c in host.client().container.list())
         workload = Workload(self.client, runs)
         workload.start()
-        self.log(f"{fault}: {runs} workload runs triggered; waiting for a task on {host.name}")
-        target = f"{primary} on {host.name}" if fault == REDIS_PRIMARY_KILL else host.name
-        seen = Seen(target, None, "", hostnames)
-        if not self._wait_task_on(workload, hostnames):
-            seen = replace(seen, evidence=f"no task ran on {host.name} within "
+        # The MySQL primary's host may run no worker (the first): the fault
+        # strikes while tasks run anywhere, and loses no host.
+        lost = frozenset[str]() if fault == MYSQL_PRIMARY_KILL else hostnames
+        on = "any host" if fault == MYSQL_PRIMARY_KILL else host.name
+        wait_on = self._all_hostnames() if fault == MYSQL_PRIMARY_KILL else hostnames
+        self.log(f"{fault}: {runs} workload runs triggered; waiting for a task on {on}")
+        target = {
+            REDIS_PRIMARY_KILL: f"{primary} on {host.name}",
+            MYSQL_PRIMARY_KILL: f"mysql primary on {host.name}",
+        }.get(fault, host.name)
+        seen = Seen(target, None, "", lost)
+        if not self._wait_task_on(workload, wait_on):
+            seen = replace(seen, evidence=f"no task ran on {on} within "
                            f"{TARGET_TIMEOUT_S:.0f} s or before the runs ended")  # fmt: skip
             self.log(f"{fault}: {seen.evidence}; the cluster is left untouched")
         elif fault == HOST_PARTITION:
@@ -266,13 +286,18 @@ class SwarmChaos:
                  f"{len(result.retried)} task(s) ran again")  # fmt: skip
         return result
 
+    def _all_hostnames(self) -> frozenset[str]:
+        return frozenset(
+            c.id[:12] for engine in self.engines.engines for c in engine.client().container.list()
+        )
+
     def _partition(
         self, seen: Seen, primary: str, host: Engine, workload: Workload, timeout: float
     ) -> Seen:
         with self._cut_off(host):
             watch = _Watch(now())
             self.log(f"{HOST_PARTITION}: {host.name} cut off from the other hosts")
-            self._watch(HOST_PARTITION, primary, host, timeout, watch)
+            self._watch(HOST_PARTITION, host, timeout, watch, None)
         watch.let_back = now()
         self.log(f"{HOST_PARTITION}: {host.name} let back after {watch.after(watch.let_back)} s")
         self._follow(HOST_PARTITION, primary, host, workload, timeout, watch)
@@ -284,9 +309,17 @@ class SwarmChaos:
         self, fault: str, seen: Seen, primary: str, host: Engine, workload: Workload,
         timeout: float,
     ) -> Seen:  # fmt: skip
+        killed_mysql = ""  # the MySQL primary's container, for mysql-primary-kill
         if fault == HOST_KILL:
             died = self._kill(self.docker, host.name)
             what = f"host {host.name} (its engine's container)"
+        elif fault == MYSQL_PRIMARY_KILL:
+            member = self.mysql.primary()
+            if member is None:
+                return replace(seen, evidence="the MySQL group has no primary to kill")
+            killed_mysql = member.container
+            died = self._kill(member.client, killed_mysql)
+            what = f"MySQL primary (container {killed_mysql[:12]})"
         else:
             client, container = self.redis.containers(primary)[0]
             died = self._kill(client, container)
@@ -295,26 +328,30 @@ class SwarmChaos:
             return replace(seen, evidence=f"Docker shows no death of {what}")
         self.log(f"{fault}: {what} killed")
         watch = _Watch(died)
-        self._watch(fault, primary, host, timeout, watch)
+        self._watch(fault, host, timeout, watch, lambda: self._promoted(primary, killed_mysql))
         self._follow(fault, primary, host, workload, timeout, watch)
         evidence = f"{what} died at {died:%H:%M:%S.%f} UTC (Docker's FinishedAt)"
         return watch.seen(replace(seen, injected_at=died, evidence=evidence))
 
-    def _watch(self, fault: str, primary: str, host: Engine, timeout: float, watch: _Watch) -> None:
+    def _watch(
+        self, fault: str, host: Engine, timeout: float, watch: _Watch,
+        promoted: Callable[[], bool] | None,
+    ) -> None:  # fmt: skip
         """Watches the fault's first phase: for a partition, until the services
         are back on the others and the cut lasted PARTITION_AT_LEAST_S (or
-        RECOVERY_TIMEOUT_S went by); else until the promotion and the services'
-        return were seen, or the timeout."""
+        RECOVERY_TIMEOUT_S went by); else until the promotion (`promoted`
+        says when it is seen) and the services' return were seen, or the
+        timeout."""
         partitioned = fault == HOST_PARTITION
-        expects_promotion = fault in (REDIS_PRIMARY_KILL, HOST_KILL)
+        expects_promotion = promoted is not None
+        only_a_server = fault in (REDIS_PRIMARY_KILL, MYSQL_PRIMARY_KILL)
         manager = self.manager()
         deadline = watch.started + (RECOVERY_TIMEOUT_S if partitioned else timeout)
         while time.monotonic() < deadline:
-            pending_promotion = expects_promotion and watch.promoted is None
-            if pending_promotion and self.redis.primary() not in (primary, ""):
+            if promoted is not None and watch.promoted is None and promoted():
                 watch.promoted = now()
-                self.log(f"{fault}: {other_server(primary)} promoted")
-            pending_services = fault != REDIS_PRIMARY_KILL and watch.back is None
+                self.log(f"{fault}: a new primary")
+            pending_services = not only_a_server and watch.back is None
             if pending_services and self._asked(
                 watch, lambda: self._recovered_without(manager, host)
             ):
@@ -326,10 +363,19 @@ class SwarmChaos:
             if (
                 not partitioned
                 and (watch.promoted or not expects_promotion)
-                and (watch.back or fault == REDIS_PRIMARY_KILL)
+                and (watch.back or only_a_server)
             ):
                 break
             time.sleep(0.5 if expects_promotion and watch.promoted is None else 2)
+
+    def _promoted(self, redis_primary: str, killed_mysql: str) -> bool:
+        """A new primary: the MySQL group names one other than the killed
+        member's container (`killed_mysql`), or else the sentinels name a
+        Redis server other than `redis_primary`."""
+        if killed_mysql:
+            new = self.mysql.primary()
+            return new is not None and new.container != killed_mysql
+        return self.redis.primary() not in (redis_primary, "")
 
     def _recovered_without(self, manager: DockerClient, host: Engine) -> bool:
         return deploy.recovered(
@@ -343,19 +389,19 @@ class SwarmChaos:
         watch: _Watch,
     ) -> None:  # fmt: skip
         """Until the runs end and what was let back is whole again (the host a
-        ready node with every service at full count, or the killed Redis
-        server a replica in sync), or the timeout."""
+        ready node with every service at full count, the killed Redis server a
+        replica in sync, or the killed MySQL primary a member again), or the
+        timeout."""
         manager = self.manager()
         deadline = watch.started + timeout
         while time.monotonic() < deadline:
             pending = watch.whole is None and fault != HOST_KILL
             if pending and self._asked(watch, lambda: self._whole(fault, manager, primary)):
                 watch.whole = now()
-                what = (
-                    f"{host.name} whole"
-                    if fault == HOST_PARTITION
-                    else f"{primary} a replica in sync"
-                )
+                what = {
+                    HOST_PARTITION: f"{host.name} whole",
+                    MYSQL_PRIMARY_KILL: "the MySQL group whole",
+                }.get(fault, f"{primary} a replica in sync")
                 self.log(f"{fault}: {what} again")
             try:
                 finished = workload.finished()
@@ -368,8 +414,11 @@ class SwarmChaos:
     def _whole(self, fault: str, manager: DockerClient, primary: str) -> bool:
         if fault == REDIS_PRIMARY_KILL:
             return self.redis.settled(other_server(primary))
+        if fault == MYSQL_PRIMARY_KILL:
+            return self.mysql.whole()
         return (
             len(deploy.ready_node_labels(manager)) == self.engines.count
             and all(s.ready for s in deploy.service_states(manager, self.stack))
             and self.redis.settled(primary)
+            and self.mysql.whole()
         )
