@@ -88,13 +88,14 @@ while true; do
     mine=$(local_sql -e 'SELECT @@GLOBAL.gtid_executed')
     for peer in $(peers); do
         members=$(peer_sql "$peer" "SELECT COUNT(*) FROM performance_schema.replication_group_members WHERE MEMBER_STATE = 'ONLINE'") || continue
-        answered=$((answered + 1))
         if [ "$members" -gt 0 ]; then
             online=$peer
             break
         fi
+        # A peer counts as answering only with its transactions compared.
         theirs=$(peer_sql "$peer" 'SELECT @@GLOBAL.gtid_executed') || continue
         their_id=$(peer_sql "$peer" 'SELECT @@GLOBAL.server_id') || continue
+        answered=$((answered + 1))
         subsets=$(local_sql -e "SELECT GTID_SUBSET('$theirs', @@GLOBAL.gtid_executed), GTID_SUBSET(@@GLOBAL.gtid_executed, '$theirs')")
         read -r holds_theirs held_by_theirs <<<"$subsets"
         if [ "$holds_theirs" != 1 ] || { [ "$held_by_theirs" = 1 ] && [ "$their_id" -lt "$MYSQL_SLOT" ]; }; then

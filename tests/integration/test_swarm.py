@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from python_on_whales import DockerClient
+from python_on_whales.exceptions import NoSuchNetwork
 from python_on_whales.utils import run
 
 from airflow_ha.airflow_api import AirflowClient, Credentials
@@ -383,18 +384,20 @@ def test_a_swarm_without_room_for_an_overlay_network_gets_no_stack(
         )
         labels = {node_label(label): "true" for label in labels_for(1, 1)}
         client.node.update(engine.name, labels_add=labels)
+
         # The new Swarm's ingress network holds the pool's one subnet (the
         # first Swarm's may linger a while): Swarm accepts a new overlay
         # network, and gives it no subnet.
-        wait_for(
-            "the ingress network to hold the pool",
-            lambda: [
-                n
-                for n in client.network.list(filters=[("name", "ingress")])
-                if n.ipam.config and n.ipam.config[0].get("Subnet") == "10.231.0.0/24"
-            ],
-            timeout=60,
-        )
+        def ingress_holds_the_pool() -> bool:
+            try:
+                ingress = client.network.list(filters=[("name", "ingress")])
+            except NoSuchNetwork:  # the first Swarm's, removed between list and inspect
+                return False
+            return any(
+                n.ipam.config and n.ipam.config[0].get("Subnet") == "10.231.0.0/24" for n in ingress
+            )
+
+        wait_for("the ingress network to hold the pool", ingress_holds_the_pool, timeout=60)
         networks = {str(n.name) for n in client.network.list()}
 
         result = run_cli(env_file, "swarm-up", "--host", engine.host, "--timeout", "60")

@@ -268,6 +268,14 @@ class SwarmChaos:
             MYSQL_PRIMARY_KILL: f"mysql primary on {host.name}",
         }.get(fault, host.name)
         seen = Seen(target, None, "", lost)
+        mysql_primary = self.mysql.primary()
+        # Whether a host fault takes the MySQL primary too (a failover of the
+        # group besides), named with the result.
+        mysql_on_host = (
+            fault in (HOST_PARTITION, HOST_KILL)
+            and mysql_primary is not None
+            and mysql_primary.client.system.info().name == host.name
+        )
         if not self._wait_task_on(workload, wait_on):
             seen = replace(seen, evidence=f"no task ran on {on} within "
                            f"{TARGET_TIMEOUT_S:.0f} s or before the runs ended")  # fmt: skip
@@ -277,6 +285,8 @@ class SwarmChaos:
         else:
             seen = self._kill_and_watch(fault, seen, primary, host, workload, timeout)
         result = judge(fault, seen, workload.run_snapshots(), workload.tasks())
+        if mysql_on_host and result.injected:
+            result.notes.append(f"the MySQL primary was on {host.name}")
         if fault == HOST_KILL and result.injected:
             result.notes.append(
                 f"{host.name} stays lost (its state was in memory): `make swarm-engines-down`, "
