@@ -103,6 +103,23 @@ def answers(client: DockerClient) -> bool:
     return True
 
 
+def service_containers(
+    engines: Iterable[Engine], stack: str, service: str
+) -> list[tuple[DockerClient, str]]:
+    """(engine, container ID) of each running container of a service of the
+    stack; engines that do not answer (a lost host) are passed over."""
+    found = []
+    label = f"com.docker.swarm.service.name={stack}_{service}"
+    for engine in engines:
+        client = engine.client()
+        try:
+            running = client.container.list(filters=[("label", label)])
+        except DockerException:
+            continue
+        found += [(client, c.id) for c in running]
+    return found
+
+
 def running_engines(docker: DockerClient, engines: EngineSet) -> list[str]:
     """Names of the engine containers of this set's prefix that exist, running
     or not, however many were started."""

@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from airflow_ha.swarm.engines import Engine
+from airflow_ha.swarm.engines import Engine, service_containers
 
 SERVICE = "mysql-server"
 MEMBERS = 3  # compose/swarm.yaml, MYSQL_SERVERS
-_SELF = (
+_ASK_SELF = [
+    *("mysql", "-uhacheck", "--password=", "-h127.0.0.1", "-NBe"),
     "SELECT MEMBER_ROLE, MEMBER_STATE FROM performance_schema.replication_group_members "
-    "WHERE MEMBER_ID = @@server_uuid"
-)
+    "WHERE MEMBER_ID = @@server_uuid",
+]
 
 
 @dataclass(frozen=True)
@@ -56,24 +57,12 @@ class StackMySQL:
         """Every running member's container with its answer; engines that do
         not answer (a lost host) are passed over."""
         found = []
-        label = f"com.docker.swarm.service.name={self.stack}_{SERVICE}"
-        for engine in self.engines:
-            client = engine.client()
+        for client, container in service_containers(self.engines, self.stack, SERVICE):
             try:
-                running = client.container.list(filters=[("label", label)])
+                answer = str(client.container.execute(container, _ASK_SELF))
             except DockerException:
-                continue
-            for container in running:
-                try:
-                    answer = str(
-                        client.container.execute(
-                            container.id,
-                            ["mysql", "-uhacheck", "--password=", "-h127.0.0.1", "-NBe", _SELF],
-                        )
-                    )
-                except DockerException:
-                    answer = ""  # starting, or stopped since it was listed
-                found.append(Member(client, container.id, *parse_self(answer)))
+                answer = ""  # starting, or stopped since it was listed
+            found.append(Member(client, container, *parse_self(answer)))
         return found
 
     def primary(self) -> Member | None:

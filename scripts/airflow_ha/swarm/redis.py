@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from airflow_ha.swarm.engines import Engine
+from airflow_ha.swarm.engines import Engine, service_containers
 
 SENTINEL_MASTER = "airflow-ha"  # compose/redis/redis-sentinel.sh
 SENTINEL_PORT = 26379
@@ -41,18 +41,7 @@ class StackRedis:
         self.stack = stack
 
     def containers(self, service: str) -> list[tuple[DockerClient, str]]:
-        """(engine, container ID) of each running container of a service of the
-        stack; engines that do not answer (a lost host) are passed over."""
-        found = []
-        label = f"com.docker.swarm.service.name={self.stack}_{service}"
-        for engine in self.engines:
-            client = engine.client()
-            try:
-                running = client.container.list(filters=[("label", label)])
-            except DockerException:
-                continue
-            found += [(client, c.id) for c in running]
-        return found
+        return service_containers(self.engines, self.stack, service)
 
     def cli(self, service: str, *args: str, port: int = 6379) -> str:
         """redis-cli's answer in a running container of `service`, with the
