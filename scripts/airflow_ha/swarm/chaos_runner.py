@@ -268,13 +268,12 @@ class SwarmChaos:
             MYSQL_PRIMARY_KILL: f"mysql primary on {host.name}",
         }.get(fault, host.name)
         seen = Seen(target, None, "", lost)
-        mysql_primary = self.mysql.primary()
         # Whether a host fault takes the MySQL primary too (a failover of the
-        # group besides), named with the result.
+        # group besides), named with the result; asked only for a host fault
+        # (it runs a query in every member's container).
+        mysql_primary = self.mysql.primary() if fault in (HOST_PARTITION, HOST_KILL) else None
         mysql_on_host = (
-            fault in (HOST_PARTITION, HOST_KILL)
-            and mysql_primary is not None
-            and mysql_primary.client.system.info().name == host.name
+            mysql_primary is not None and mysql_primary.client.system.info().name == host.name
         )
         if not self._wait_task_on(workload, wait_on):
             seen = replace(seen, evidence=f"no task ran on {on} within "
