@@ -19,11 +19,20 @@ SECRETS_MOUNT = "/run/secrets"
 # backend: Redis's databases 0 and 1.
 BROKER_DB = 0
 RESULT_BACKEND_DB = 1
+# How long a client waits for MySQL's greeting. Without a limit it waits for
+# ever: seen on the Swarm stack, where a connection the router accepted as the
+# group's primary died stayed open with no server behind it, and a scheduler
+# waited in it until its health check had it killed (docs/mysql-group-replication.md).
+# Seconds: a greeting takes milliseconds, also on a busy machine.
+MYSQL_CONNECT_TIMEOUT_S = 10
 
 
 def secret_values(settings: Settings) -> dict[str, str]:
     """File name -> content (no trailing newline: the value exactly)."""
-    mysql_url = f"mysql+mysqldb://airflow:{settings.mysql_password}@mysql:3306/airflow"
+    mysql_url = (
+        f"mysql+mysqldb://airflow:{settings.mysql_password}@mysql:3306/airflow"
+        f"?connect_timeout={MYSQL_CONNECT_TIMEOUT_S}"
+    )
     redis_url = f"redis://:{settings.redis_password}@redis:6379"
     return {
         "mysql_root_password": settings.mysql_root_password,

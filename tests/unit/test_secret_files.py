@@ -46,7 +46,7 @@ def test_each_url_carries_its_password_and_nothing_else_does(valid_settings: Set
     values = secret_values(valid_settings)
     mysql, redis = valid_settings.mysql_password, valid_settings.redis_password
     assert values["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == (
-        f"mysql+mysqldb://airflow:{mysql}@mysql:3306/airflow"
+        f"mysql+mysqldb://airflow:{mysql}@mysql:3306/airflow?connect_timeout=10"
     )
     assert values["AIRFLOW__CELERY__BROKER_URL"] == f"redis://:{redis}@redis:6379/0"
     # Results in Redis, not MySQL: workers need no database password.
