@@ -33,9 +33,9 @@ self=$(getent ahostsv4 "$(cat /etc/hostname)" | awk '{ print $1; exit }')
 # As root, over TCP: the entrypoint's initialisation server listens on a
 # socket only, so an answer here is the real server's.
 local_sql() { MYSQL_PWD=$root_password mysql -uroot -h127.0.0.1 -N -B "$@"; }
-# As the check user (no password; may read the membership table and system
-# variables only), which every prepared member has.
-peer_sql() { mysql -uhacheck --password= -h"$1" --connect-timeout=2 -N -B -e "$2" 2>/dev/null; }
+# As the replication user, which every prepared member has and which, unlike
+# Airflow's, may log in while a member is in offline mode (below).
+peer_sql() { MYSQL_PWD=$repl_password mysql -urepl -h"$1" --connect-timeout=2 -N -B -e "$2" 2>/dev/null; }
 peers() { getent ahostsv4 "$service" | awk '{ print $1 }' | sort -u | grep -vxF "$self" || true; }
 
 docker-entrypoint.sh mysqld "$@" \
@@ -48,7 +48,8 @@ docker-entrypoint.sh mysqld "$@" \
     --loose-group-replication-single-primary-mode=ON \
     --loose-group-replication-recovery-get-public-key=ON \
     --loose-group-replication-consistency=BEFORE_ON_PRIMARY_FAILOVER \
-    --report-host="$self" &
+    --report-host="$self" \
+    --offline-mode=ON &
 server=$!
 trap 'kill -TERM "$server" 2>/dev/null; wait "$server"; exit' TERM INT
 
@@ -75,6 +76,9 @@ CHANGE REPLICATION SOURCE TO SOURCE_USER='repl', SOURCE_PASSWORD='$repl_password
 SQL
     touch "$PREPARED"
 fi
+# What peer_sql asks. On every start, not only above: data directories
+# prepared before it asked as this user lack it. Local, like the users.
+local_sql -e "SET SQL_LOG_BIN=0; GRANT SELECT ON performance_schema.replication_group_members TO repl@'%'"
 
 start_group() {
     local seeds
@@ -120,5 +124,13 @@ while true; do
     sleep 2
     waited=$((waited + 2))
 done
+# Offline mode (the option above) kept Airflow's clients out until now: a
+# restarted member answers on its port before it is in the group, and the
+# router, seeing its address again, sends it clients for the second before
+# its check fails (HAProxy 3.0 has no init-state). Writes there would be
+# transactions the group does not have, and the member could not join again.
+# From here on the group decides: only the primary is writable, and only the
+# primary passes the router's check.
+local_sql -e 'SET GLOBAL offline_mode = OFF'
 log "in the group as $self"
 wait "$server"
