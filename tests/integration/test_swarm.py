@@ -358,6 +358,15 @@ def test_a_node_without_the_image_leaves_no_stack_behind(swarm: SwarmCluster) ->
     assert manager.service.list(filters=[("label", namespace)]) == []
 
 
+def network_names(client: DockerClient) -> set[str]:
+    """The engine's networks' names, in one `network ls`: python-on-whales's
+    `network.list()` inspects each network afterwards, and one removed in
+    between (the first Swarm's, going) failed a run at 603fb34."""
+    listing = run([*client.docker_cmd, "network", "ls", "--format", "{{.Name}}"])
+    assert isinstance(listing, str)
+    return set(listing.split())
+
+
 def test_a_swarm_without_room_for_an_overlay_network_gets_no_stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
@@ -398,7 +407,7 @@ def test_a_swarm_without_room_for_an_overlay_network_gets_no_stack(
             )
 
         wait_for("the ingress network to hold the pool", ingress_holds_the_pool, timeout=60)
-        networks = {str(n.name) for n in client.network.list()}
+        networks = network_names(client)
 
         result = run_cli(env_file, "swarm-up", "--host", engine.host, "--timeout", "60")
 
@@ -410,7 +419,8 @@ def test_a_swarm_without_room_for_an_overlay_network_gets_no_stack(
         assert "address pool is used up" in line, line
         assert client.service.list() == []
         assert client.secret.list() == []
-        assert {str(n.name) for n in client.network.list()} == networks
+        # None added (the first Swarm's lingering ones may go meanwhile).
+        assert network_names(client) - networks == set()
     finally:
         stop_engines(docker, harness, print)
         shutil.rmtree(STATE_DIR / project, ignore_errors=True)
