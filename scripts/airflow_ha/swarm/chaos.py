@@ -32,9 +32,10 @@ HOST_KILL = "host-kill"
 PARTITION_AT_LEAST_S = 90.0
 # README: what each does.
 FAULTS = (REDIS_PRIMARY_KILL, MYSQL_PRIMARY_KILL, HOST_PARTITION, HOST_KILL)
-# host-kill leaves a host lost. The MySQL kill last: Swarm restarts Airflow's
-# schedulers and triggerers up to a minute after it, and the next fault
-# would refuse a stack that is not at full count.
+# host-kill leaves a host lost. The MySQL kill last: Airflow's schedulers,
+# triggerers and dag-processor exit when it strikes and Swarm starts them
+# again, twice if the election is not over, and the next fault would refuse
+# a stack that is not at full count.
 DEFAULT_FAULTS = (REDIS_PRIMARY_KILL, HOST_PARTITION, MYSQL_PRIMARY_KILL)
 # One replica, pinned to the node with its published port: the host the stack
 # cannot lose (README, "Single points of failure left").
