@@ -123,23 +123,35 @@ class SwarmChaos:
         )
         return crowded_pools(nodes_of, {pool.service for pool in POOLS}, worker_hosts)
 
-    def spread_pools(self) -> None:
+    def spread_pools(self) -> list[str]:
         """Spreads a pool crowded onto one host over the hosts again: a forced
         update replaces its workers one at a time (each in warm shutdown), and
-        Swarm places each new one on the host with the fewest."""
-        manager = self.manager()
-        for service in self._crowded_pools(manager):
+        Swarm places each new one on the host with the fewest. Returns what
+        could not be done, one note each: the fault is over and judged by
+        then, and a refused update (seen once: a returned engine's "Address
+        already in use", which pauses it) must not take the verdict away."""
+        try:
+            manager = self.manager()
+            crowded = self._crowded_pools(manager)
+        except (ClusterError, DockerException) as error:
+            return [f"the worker pools not checked for a crowded host ({_said(error)})"]
+        notes = []
+        for service in crowded:
             self.log(f"{service}: every worker on one host (Swarm does not move replicas "
                      "back to a host that returns); spreading them again")  # fmt: skip
             # Not python-on-whales' service.update: it lets the docker CLI print
             # the service's name on our stdout, above the table.
-            run(
-                [
-                    *manager.service.docker_cmd,
-                    *("service", "update", "--force", "--detach=false", "--quiet"),
-                    f"{self.stack}_{service}",
-                ]
-            )
+            command = ["service", "update", "--force", "--detach=false", "--quiet"]
+            try:
+                run([*manager.service.docker_cmd, *command, f"{self.stack}_{service}"])
+            except DockerException as error:
+                notes.append(
+                    f"{service} left on one host, its update refused ({_said(error)}): "
+                    f"`docker service update --force {self.stack}_{service}` on a manager "
+                    "spreads it"
+                )
+                self.log(f"{service}: not spread again: {_said(error)}")
+        return notes
 
     def check_whole(self) -> str:
         """The Redis primary, once every host is a ready node, every service at
@@ -286,6 +298,8 @@ class SwarmChaos:
         result = judge(fault, seen, workload.run_snapshots(), workload.tasks())
         if mysql_on_host and result.injected:
             result.notes.append(f"the MySQL primary was on {host.name}")
+        if fault == HOST_PARTITION and result.injected:
+            result.notes.extend(self.spread_pools())  # leave the stack as it was found
         if fault == HOST_KILL and result.injected:
             result.notes.append(
                 f"{host.name} stays lost (its state was in memory): `make swarm-engines-down`, "
@@ -310,7 +324,6 @@ class SwarmChaos:
         watch.let_back = now()
         self.log(f"{HOST_PARTITION}: {host.name} let back after {watch.after(watch.let_back)} s")
         self._follow(HOST_PARTITION, primary, host, workload, timeout, watch)
-        self.spread_pools()  # leave the stack as it was found
         evidence = "every packet between it and the other hosts dropped"
         return watch.seen(replace(seen, injected_at=watch.injected_at, evidence=evidence))
 
@@ -431,3 +444,11 @@ class SwarmChaos:
             and self.redis.settled(primary)
             and self.mysql.whole()
         )
+
+
+def _said(error: ClusterError | DockerException) -> str:
+    """What went wrong, in one line: for the docker CLI, its last on stderr."""
+    if isinstance(error, ClusterError):
+        return str(error)
+    lines = (error.stderr or "").strip().splitlines()
+    return lines[-1] if lines else f"docker exited {error.return_code}"
