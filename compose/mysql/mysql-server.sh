@@ -125,10 +125,11 @@ while true; do
     waited=$((waited + 2))
 done
 # Offline mode (the option above) kept Airflow's clients out until now: a
-# restarted member answers on its port before it is in the group, and the
-# router, seeing its address again, sends it clients for the second before
-# its check fails (HAProxy 3.0 has no init-state). Writes there would be
-# transactions the group does not have, and the member could not join again.
+# restarted member answers on its port before it is in the group, and a
+# router that takes a server as up when its address resolves again (HAProxy
+# does by default; compose/haproxy/mysql-router.cfg asks for a check first)
+# sends it clients. Writes there would be transactions the group does not
+# have, and the member could not join again.
 # From here on the group decides: only the primary is writable, and only the
 # primary passes the router's check.
 local_sql -e 'SET GLOBAL offline_mode = OFF'

@@ -30,7 +30,7 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 STANDIN_DEBIAN = "airflow-ha/debian-standin:trixie"
 STANDIN_MYSQL = "airflow-ha/mysql-standin:sid"
 STANDIN_REDIS = "airflow-ha/redis-standin:trixie"
-STANDIN_HAPROXY = "airflow-ha/haproxy-standin:trixie"
+STANDIN_HAPROXY = "airflow-ha/haproxy-standin:sid"
 CA_DIR_NAME = "ca-certificates"
 
 Log = Callable[[str], None]
