@@ -23,6 +23,18 @@ DATADIR=/var/lib/mysql
 # up; from then on its transactions are the group's.
 PREPARED=$DATADIR/airflow-ha-group-member
 GROUP_PORT=33061
+# A member cut off from the majority leaves the group after this many
+# seconds (the majority expels it after about as long: 5 s to suspect it, 5 s
+# more by group_replication_member_expel_timeout). By default it waits for
+# ever, and a primary cut off so kept serving what it held: after a partition
+# a returned api-server read it and answered "XCom not found" for a value the
+# new primary had held for 40 s, and a run failed (README, "A run lost after
+# a partition"). On leaving, in offline mode (exit_state_action) it lets in
+# no client, the router's checker included; it does not try to join again by
+# itself (autorejoin-tries 0: it would stay readable while trying), the
+# script ends instead (below), and Swarm starts it again to join anew.
+MINORITY_TIMEOUT_S=10
+WATCH_INTERVAL_S=2
 
 log() { echo "mysql-server.sh: $*"; }
 
@@ -48,6 +60,9 @@ docker-entrypoint.sh mysqld "$@" \
     --loose-group-replication-single-primary-mode=ON \
     --loose-group-replication-recovery-get-public-key=ON \
     --loose-group-replication-consistency=BEFORE_ON_PRIMARY_FAILOVER \
+    --loose-group-replication-unreachable-majority-timeout="$MINORITY_TIMEOUT_S" \
+    --loose-group-replication-exit-state-action=OFFLINE_MODE \
+    --loose-group-replication-autorejoin-tries=0 \
     --report-host="$self" \
     --offline-mode=ON &
 server=$!
@@ -134,4 +149,23 @@ done
 # primary passes the router's check.
 local_sql -e 'SET GLOBAL offline_mode = OFF'
 log "in the group as $self"
+
+# Until the member leaves the group (its state ERROR or OFFLINE, or no row):
+# then the server is stopped and the container ends, so that Swarm starts it
+# again and the loop above joins it anew. The server ending by itself ends it
+# too.
+while kill -0 "$server" 2>/dev/null; do
+    state=$(local_sql -e 'SELECT MEMBER_STATE FROM performance_schema.replication_group_members WHERE MEMBER_ID = @@server_uuid' 2>/dev/null) || state=unknown
+    case $state in
+        ONLINE | RECOVERING | unknown) ;;
+        *)
+            log "left the group (state '${state:-none}'); stopping, to be started again and join anew"
+            kill -TERM "$server"
+            wait "$server" || true
+            exit 1
+            ;;
+    esac
+    sleep "$WATCH_INTERVAL_S" &
+    wait $!
+done
 wait "$server"
