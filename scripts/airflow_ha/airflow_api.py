@@ -280,6 +280,11 @@ class AirflowClient:
         content = answer.get("content")
         return content if isinstance(content, list) else []
 
+    def event_logs(self, dag_id: str, run_id: str) -> list[JSON]:
+        """Airflow's audit log for one DAG run: each task state change, and the
+        scheduler's "heartbeat timeout" when it failed a silent task."""
+        return self._paged("/api/v2/eventLogs", "event_logs", dag_id=dag_id, run_id=run_id)
+
     def task_instances_where(
         self, states: list[str], queues: list[str] | None = None
     ) -> list[JSON]:

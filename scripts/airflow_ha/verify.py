@@ -237,6 +237,42 @@ def retried(runs: list[RunResult]) -> list[str]:
     ]
 
 
+# Event log entries every try writes; the others say why a try ended early.
+ROUTINE_EVENTS = frozenset({"running", "success"})
+
+
+def why_retried(runs: list[RunResult], events: dict[str, list[JSON]]) -> list[str]:
+    """What Airflow's event log says about each earlier try of a retried task:
+    `dag.task (try N): event extra`, from `events` (run_id -> that run's entries).
+    A retried task without such an entry is listed as `no event logged`."""
+    reasons = []
+    for run in runs:
+        for task in run.tasks:
+            if task.try_number < 2:
+                continue
+            said = [
+                f"{event.get('event')} {event.get('extra') or ''}".strip()
+                for event in events.get(run.run_id, [])
+                if event.get("task_id") == task.task_id
+                and int(event.get("map_index", -1)) == task.map_index
+                and int(event.get("try_number") or 0) < task.try_number
+                and event.get("event") not in ROUTINE_EVENTS
+            ]
+            for reason in said or ["no event logged"]:
+                reasons.append(f"{run.dag_id}.{task.name} (try {task.try_number}): {reason}")
+    return reasons
+
+
+def read_why_retried(client: AirflowClient, runs: list[RunResult]) -> list[str]:
+    """why_retried() with the event log of every run that has a retried task."""
+    events = {
+        run.run_id: client.event_logs(run.dag_id, run.run_id)
+        for run in runs
+        if any(task.try_number > 1 for task in run.tasks)
+    }
+    return why_retried(runs, events)
+
+
 def retry_summary(runs: list[RunResult]) -> str:
     tries = retried(runs)
     if not tries:

@@ -19,6 +19,7 @@ from airflow_ha.verify import (
     retry_summary,
     run_dags,
     wait_for_dags,
+    why_retried,
 )
 
 
@@ -223,6 +224,56 @@ def test_every_retried_task_is_named_with_its_try() -> None:
         "2 task(s) needed more than one try: b.u (try 2), b.m[1] (try 3)"
     )
     assert retried(runs[:1]) == []
+
+
+def event(task_id: str, map_index: int, try_number: int, name: str, extra: str = "") -> JSON:
+    return {
+        "task_id": task_id,
+        "map_index": map_index,
+        "try_number": try_number,
+        "event": name,
+        "extra": extra or None,
+    }
+
+
+def test_why_retried_names_what_ended_each_earlier_try() -> None:
+    runs = [
+        RunResult(
+            "b",
+            "2",
+            "success",
+            [
+                TaskResult("u", -1, "success", 2, 1.0, "w"),
+                TaskResult("m", 0, "success", 1, 1.0, "w"),
+                TaskResult("m", 1, "success", 3, 1.0, "w"),
+                TaskResult("q", -1, "success", 2, 1.0, "w"),
+            ],
+        ),
+    ]
+    events = {
+        "2": [
+            event("u", -1, 1, "running"),
+            event("u", -1, 1, "heartbeat timeout", "Task did not emit heartbeat"),
+            event("u", -1, 2, "success"),
+            event("m", 0, 1, "failed", "not this one: m[0] was not retried"),
+            event("m", 1, 1, "up_for_retry"),
+            event("m", 1, 2, "failed", "second try"),
+            event("m", 1, 3, "failed", "the last try is not an earlier one"),
+            event("u", 0, 1, "failed", "another map index"),
+        ],
+        "other run": [event("q", -1, 1, "failed")],
+    }
+    assert why_retried(runs, events) == [
+        "b.u (try 2): heartbeat timeout Task did not emit heartbeat",
+        "b.m[1] (try 3): up_for_retry",
+        "b.m[1] (try 3): failed second try",
+        "b.q (try 2): no event logged",
+    ]
+    assert why_retried(runs, {}) == [
+        "b.u (try 2): no event logged",
+        "b.m[1] (try 3): no event logged",
+        "b.q (try 2): no event logged",
+    ]
 
 
 def test_run_result_succeeded() -> None:
