@@ -7,6 +7,7 @@ answered 503 (seen here: 38 of 86 probe requests during a 25 s pause), and
 tasks failed their Execution API calls.
 """
 
+import re
 import time
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ from airflow_ha.chaos.probe import ApiProbe
 from airflow_ha.compare import busy_cpus
 from airflow_ha.verify import read_why_retried, retried, run_dags
 
-from .conftest import Cluster
+from .conftest import Cluster, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,10 @@ CONTENTION_DAGS = [
     "bench_fanout",
     "bench_chain",
 ]
+
+
+# An api-server's access log line: "request finished ... method=GET path=/execution/health".
+EXECUTION_REQUEST = re.compile(r"request finished .* path=(/execution/\S*)")
 
 
 def lb_errors_since(cluster: Cluster, since: str) -> list[str]:
@@ -77,3 +82,32 @@ def test_busy_cpus_fail_no_task_try_and_no_request(cluster: Cluster) -> None:
         "load balancer errors": lb_errors_since(cluster, since),
     }
     assert outcome == {key: [] for key in outcome}
+
+
+def test_a_restarted_api_server_builds_its_execution_routes_before_tasks_reach_it(
+    cluster: Cluster,
+) -> None:
+    """The Execution API builds its versioned routes on its first request, and
+    its api-server answers nothing else meanwhile (12 to 30 s on a busy
+    machine): that first request must be a health check (Docker's or the load
+    balancer's), not a task's call. In CI, after `down` and `up`, the tasks'
+    first calls did it, and tasks whose heartbeats waited were failed."""
+    docker = cluster.stack.docker
+    container = next(s.container for s in cluster.stack.services() if s.service == "api-server")
+    since = datetime.now(UTC)
+    docker.container.restart(container)
+    wait_for(
+        "the restarted api-server to be healthy",
+        lambda: (
+            (health := docker.container.inspect(container).state.health) is not None
+            and health.status == "healthy"
+        ),
+        timeout=300,
+    )
+    [run] = run_dags(cluster.client, ["example_fanout_xcom"], RUN_TIMEOUT, print)
+    assert run.succeeded, run
+    paths = EXECUTION_REQUEST.findall(str(docker.container.logs(container, since=since)))
+    assert paths, "no Execution API request reached the restarted api-server"
+    assert paths[0] == "/execution/health", paths[:5]
+    # ...and it did serve the tasks' calls afterwards.
+    assert any(path != "/execution/health" for path in paths), paths
