@@ -254,13 +254,18 @@ def why_retried(runs: list[RunResult], events: dict[str, list[JSON]]) -> list[st
                 f"{event.get('event')} {event.get('extra') or ''}".strip()
                 for event in events.get(run.run_id, [])
                 if event.get("task_id") == task.task_id
-                and int(event.get("map_index", -1)) == task.map_index
-                and int(event.get("try_number") or 0) < task.try_number
+                and _number(event.get("map_index"), -1) == task.map_index
+                and _number(event.get("try_number"), 0) < task.try_number
                 and event.get("event") not in ROUTINE_EVENTS
             ]
             for reason in said or ["no event logged"]:
                 reasons.append(f"{run.dag_id}.{task.name} (try {task.try_number}): {reason}")
     return reasons
+
+
+def _number(value: Any, absent: int) -> int:
+    """An event log field that may be null (an event of no task try)."""
+    return absent if value is None else int(value)
 
 
 def read_why_retried(client: AirflowClient, runs: list[RunResult]) -> list[str]:

@@ -260,11 +260,14 @@ def test_why_retried_names_what_ended_each_earlier_try() -> None:
             event("m", 1, 2, "failed", "second try"),
             event("m", 1, 3, "failed", "the last try is not an earlier one"),
             event("u", 0, 1, "failed", "another map index"),
+            # No map index or try (a user's action on the task): said too.
+            {"task_id": "u", "map_index": None, "try_number": None, "event": "clear"},
         ],
         "other run": [event("q", -1, 1, "failed")],
     }
     assert why_retried(runs, events) == [
         "b.u (try 2): heartbeat timeout Task did not emit heartbeat",
+        "b.u (try 2): clear",
         "b.m[1] (try 3): up_for_retry",
         "b.m[1] (try 3): failed second try",
         "b.q (try 2): no event logged",
