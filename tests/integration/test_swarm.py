@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +36,13 @@ from airflow_ha.paths import STATE_DIR
 from airflow_ha.settings import load_settings
 from airflow_ha.swarm import deploy
 from airflow_ha.swarm.chaos import PARTITION_AT_LEAST_S
-from airflow_ha.swarm.engines import NODE_IMAGE, EngineSet, address, labels_for
+from airflow_ha.swarm.engines import (
+    NODE_IMAGE,
+    EngineSet,
+    address,
+    labels_for,
+    service_containers,
+)
 from airflow_ha.swarm.engines import start as start_engines
 from airflow_ha.swarm.engines import stop as stop_engines
 from airflow_ha.swarm.mysql import StackMySQL
@@ -83,6 +90,41 @@ class SwarmCluster:
             lambda: self.redis.settled(primary),
             180,
         )
+
+    def mysql_primary_on(self, engine_name: str) -> None:
+        """Make the MySQL group's member on that engine the primary, as an
+        operator would (`group_replication_set_as_primary`), then wait until
+        the group is whole with it and every service is ready again for 30 s
+        (Airflow's processes that held the old primary restart on its
+        read-only errors)."""
+        [engine] = [e for e in self.engines.engines if e.name == engine_name]
+        [(client, container)] = service_containers([engine], self.stack, "mysql-server")
+        switch = "SELECT group_replication_set_as_primary(@@server_uuid)"
+        client.container.execute(
+            container,
+            ["sh", "-c", f'MYSQL_PWD="$(cat /run/secrets/mysql_root_password)" '
+             f'mysql -uroot -e "{switch}"'],
+        )  # fmt: skip
+        wait_for(
+            f"the MySQL primary on {engine_name}, the group whole",
+            lambda: (
+                (primary := self.mysql.primary()) is not None
+                and primary.container == container
+                and self.mysql.whole()
+            ),
+            120,
+        )
+        ready_since: list[float] = []
+
+        def ready_for_30_s() -> bool:
+            states = deploy.service_states(self.manager(), self.stack)
+            if not all(state.ready for state in states):
+                ready_since.clear()
+                return False
+            ready_since[:] = ready_since or [time.monotonic()]
+            return time.monotonic() - ready_since[0] >= 30
+
+        wait_for("every service ready for 30 s", ready_for_30_s, 300)
 
     def chaos_passes(self, fault: str, workdir: Path, target: str) -> dict[str, Any]:
         """`chaos --engines --fault <fault>`, which must pass by its own verdict
@@ -289,11 +331,17 @@ def test_losing_the_mysql_primary_elects_another_and_loses_no_run(
 def test_a_host_cut_off_from_the_others_loses_no_run(swarm: SwarmCluster, tmp_path: Path) -> None:
     """The Redis replica's host (the third) cut off for at least 90 s, then let
     back: the command also spreads a worker pool that Swarm crowded onto the
-    other host meanwhile, so the next test loses a host of a spread stack."""
+    other host meanwhile, so the next test loses a host of a spread stack.
+    The MySQL primary is moved there first, the hard case: it is cut off with
+    the minority, the connected side elects another, and the old one must not
+    serve stale reads after the let-back (README, "A run lost after a
+    partition")."""
     swarm.wait_redis_settled("redis")
     host = swarm.engines.engines[CUT_OFF_HOST_INDEX - 1].name
+    swarm.mysql_primary_on(host)
     fault = swarm.chaos_passes("host-partition", tmp_path, host)
     assert fault["let_back_s"] >= PARTITION_AT_LEAST_S, fault
+    assert f"the MySQL primary was on {host}" in fault["notes"], fault
     # Seen from outside the command: the host a ready node again, every
     # service at its full count, every worker pool spread over the hosts.
     manager = swarm.manager()
