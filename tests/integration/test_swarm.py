@@ -45,6 +45,7 @@ from airflow_ha.swarm.engines import (
 )
 from airflow_ha.swarm.engines import start as start_engines
 from airflow_ha.swarm.engines import stop as stop_engines
+from airflow_ha.swarm.mysql import SERVICE as MYSQL_SERVER
 from airflow_ha.swarm.mysql import StackMySQL
 from airflow_ha.swarm.redis import SENTINEL_MASTER, StackRedis
 from airflow_ha.swarm.stack_file import node_label
@@ -98,7 +99,7 @@ class SwarmCluster:
         (Airflow's processes that held the old primary restart on its
         read-only errors)."""
         [engine] = [e for e in self.engines.engines if e.name == engine_name]
-        [(client, container)] = service_containers([engine], self.stack, "mysql-server")
+        [(client, container)] = service_containers([engine], self.stack, MYSQL_SERVER)
         switch = "SELECT group_replication_set_as_primary(@@server_uuid)"
         client.container.execute(
             container,
