@@ -280,6 +280,14 @@ class AirflowClient:
         content = answer.get("content")
         return content if isinstance(content, list) else []
 
+    def task_tries(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> list[JSON]:
+        """Every try of one task instance, each with its try_number and hostname."""
+        path = (
+            f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
+            f"/taskInstances/{quote(task_id, safe='')}/tries"
+        )
+        return list(self._get(path, map_index=map_index).get("task_instances") or [])
+
     def event_logs(self, dag_id: str, run_id: str) -> list[JSON]:
         """Airflow's audit log for one DAG run: each task state change, and the
         scheduler's "heartbeat timeout" when it failed a silent task."""

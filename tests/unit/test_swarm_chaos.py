@@ -339,3 +339,26 @@ def test_a_host_fault_never_strikes_a_host_without_a_running_task() -> None:
     done_there = [ti(1, 0, host=THERE, task="short"), running("long", ELSEWHERE)]  # success
     assert not chaos.strike_now(done_there, LOST, waited_s=600)
     assert not chaos.strike_now([], LOST, waited_s=600)
+
+
+def test_a_retry_carries_the_host_of_its_earlier_try() -> None:
+    task = ti(2, 20.0)
+    [known] = retries([task], AT, {chaos.task_key(task): "c0ffee000001"})
+    assert known.earlier_host == "c0ffee000001"
+    [unknown] = retries([task], AT)
+    assert unknown.earlier_host == ""
+
+
+def test_tasks_that_failed_on_a_host_not_lost_are_noted_not_failed() -> None:
+    there, alive, unknown = ti(2, 20.0, task="a"), ti(2, 21.0, task="b"), ti(2, 22.0, task="c")
+    earlier = {chaos.task_key(there): "c0ffee000001", chaos.task_key(alive): "beef00000002"}
+    result = judge(HOST_KILL, seen(), [run()], [there, alive, unknown], earlier)
+    assert result.ok
+    assert result.notes == ["1 of the tasks that ran again had run on a host not lost"]
+    assert [r.earlier_host for r in result.retried] == ["c0ffee000001", "beef00000002", ""]
+    assert [r.task for r in result.failed_where_nothing_was_lost] == ["b[-1] of run1"]
+    assert judge(HOST_PARTITION, seen(), [run()], [there], earlier).notes == []
+    # A kill of Redis or of MySQL takes no host: every earlier try was on one not lost.
+    for fault in (MYSQL_PRIMARY_KILL, REDIS_PRIMARY_KILL):
+        killed = judge(fault, seen(), [run()], [there, alive], earlier)
+        assert killed.notes == ["2 of the tasks that ran again had run on a host not lost"]

@@ -93,5 +93,17 @@ class Workload:
             for ti in self.client.task_instances(DAG_ID, run)
         ]
 
+    def earlier_host(self, task: TaskSnapshot) -> str:
+        """The hostname of the try before `task`'s latest ("" if none was recorded)."""
+        tries = self.client.task_tries(DAG_ID, task.run_id, task.task_id, task.map_index)
+        return next(
+            (
+                str(t.get("hostname") or "")
+                for t in tries
+                if t.get("try_number") == task.try_number - 1
+            ),
+            "",
+        )
+
     def finished(self) -> bool:
         return all(run.state in FINISHED for run in self.run_snapshots())

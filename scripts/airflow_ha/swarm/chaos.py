@@ -17,6 +17,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 
 from airflow_ha.chaos.workload import RunSnapshot, TaskSnapshot
 from airflow_ha.console import table
@@ -108,21 +109,52 @@ class Retry:
     host: str
     after_s: float
     queued_s: float | None
+    earlier_host: str = ""  # where the try before ran ("" when not known)
 
 
-def retries(tasks: Sequence[TaskSnapshot], since: datetime) -> list[Retry]:
-    """Tasks on a second or later try that started after `since`, earliest first."""
+# A task instance: (run_id, task_id, map_index).
+TaskKey = tuple[str, str, int]
+NO_EARLIER_HOSTS: Mapping[TaskKey, str] = MappingProxyType({})
+
+
+def task_key(task: TaskSnapshot) -> TaskKey:
+    return (task.run_id, task.task_id, task.map_index)
+
+
+def retries(
+    tasks: Sequence[TaskSnapshot],
+    since: datetime,
+    earlier_hosts: Mapping[TaskKey, str] = NO_EARLIER_HOSTS,
+) -> list[Retry]:
+    """Tasks on a second or later try that started after `since`, earliest
+    first, with the host of each one's try before (`earlier_hosts`)."""
     found = [
         Retry(
             f"{t.task_id}[{t.map_index}] of {t.run_id}",
             t.hostname,
             round((t.start - since).total_seconds(), 1),
             None if t.queued is None else round((t.queued - since).total_seconds(), 1),
+            earlier_hosts.get(task_key(t), ""),
         )
         for t in tasks
         if t.try_number > 1 and t.start is not None and t.start > since
     ]
     return sorted(found, key=lambda r: r.after_s)
+
+
+def failed_where_nothing_was_lost(
+    fault: str, retried: Sequence[Retry], lost_hostnames: Collection[str]
+) -> list[Retry]:
+    """The tasks that ran again although their try before ran on a host the
+    fault did not take (a kill of Redis or of MySQL takes no host): live tasks
+    failed, e.g. because their heartbeats went unrecorded while MySQL had no
+    primary. Retries whose earlier host is not known are left out."""
+    host_lost = fault in (HOST_PARTITION, HOST_KILL)
+    return [
+        r
+        for r in retried
+        if r.earlier_host and not (host_lost and r.earlier_host in lost_hostnames)
+    ]
 
 
 @dataclass
@@ -139,6 +171,8 @@ class SwarmFaultResult:
     # Retries on the lost host's containers while it was lost: a fault cannot
     # have struck a host that still runs tasks.
     on_lost_host: list[Retry]
+    # Retries of tasks whose try before ran on a host the fault did not take.
+    failed_where_nothing_was_lost: list[Retry]
     # Seconds after the injection; None: not seen before the timeout.
     promoted_s: float | None
     services_back_s: float | None
@@ -228,10 +262,14 @@ class Seen:
 
 
 def judge(
-    fault: str, seen: Seen, runs: Sequence[RunSnapshot], tasks: Sequence[TaskSnapshot]
+    fault: str,
+    seen: Seen,
+    runs: Sequence[RunSnapshot],
+    tasks: Sequence[TaskSnapshot],
+    earlier_hosts: Mapping[TaskKey, str] = NO_EARLIER_HOSTS,
 ) -> SwarmFaultResult:
     at = seen.injected_at
-    found = retries(tasks, at) if at is not None else []
+    found = retries(tasks, at, earlier_hosts) if at is not None else []
     # A partitioned host's worker may take tasks again once let back.
     lost_until = seen.let_back_s if fault == HOST_PARTITION else None
     on_lost = [
@@ -248,6 +286,9 @@ def judge(
     again = max((r.after_s for r in found), default=None)
     if again is not None and again > GOAL_AGAIN_S:
         notes.append(f"a task running again after {again} s: above the {GOAL_AGAIN_S:.0f} s goal")
+    alive = failed_where_nothing_was_lost(fault, found, seen.lost_hostnames)
+    if alive:
+        notes.append(f"{len(alive)} of the tasks that ran again had run on a host not lost")
     goal = GOAL_PROMOTED_S.get(fault)
     if seen.promoted_s is not None and goal is not None and seen.promoted_s > goal:
         notes.append(f"promoted after {seen.promoted_s} s: above the {goal:.0f} s goal")
@@ -262,6 +303,7 @@ def judge(
         stuck=sum(r.state not in ("success", "failed") for r in runs),
         retried=found,
         on_lost_host=on_lost,
+        failed_where_nothing_was_lost=alive,
         promoted_s=seen.promoted_s,
         services_back_s=seen.services_back_s,
         let_back_s=seen.let_back_s,

@@ -42,6 +42,7 @@ from airflow_ha.swarm.chaos import (
     crowded_pools,
     judge,
     strike_now,
+    task_key,
 )
 from airflow_ha.swarm.engines import Engine, EngineSet, address, reachable_manager
 from airflow_ha.swarm.mysql import StackMySQL
@@ -295,7 +296,9 @@ class SwarmChaos:
             seen = self._partition(seen, primary, host, workload, timeout)
         else:
             seen = self._kill_and_watch(fault, seen, primary, host, workload, timeout)
-        result = judge(fault, seen, workload.run_snapshots(), workload.tasks())
+        tasks = workload.tasks()
+        earlier = {task_key(t): workload.earlier_host(t) for t in tasks if t.try_number > 1}
+        result = judge(fault, seen, workload.run_snapshots(), tasks, earlier)
         if mysql_on_host and result.injected:
             result.notes.append(f"the MySQL primary was on {host.name}")
         if fault == HOST_PARTITION and result.injected:
