@@ -9,7 +9,7 @@ import pytest
 from airflow_ha.airflow_api import JSON, AirflowClient, parse_time
 from airflow_ha.chaos import metrics
 from airflow_ha.chaos import workload as workload_module
-from airflow_ha.chaos.workload import DAG_ID, RunSnapshot, TaskSnapshot, Workload
+from airflow_ha.chaos.workload import DAG_ID, RunSnapshot, TaskSnapshot, Workload, host_of_try
 from airflow_ha.errors import VerificationError
 
 from . import chaos_fakes as fakes
@@ -284,6 +284,7 @@ class FakeClient:
     triggered: int = 0
     states: dict[str, str] = field(default_factory=dict)
     instances: dict[str, list[JSON]] = field(default_factory=dict)
+    tries: dict[tuple[str, str, int], list[JSON]] = field(default_factory=dict)
 
     def dag(self, dag_id: str) -> JSON | None:
         return {"dag_id": dag_id} if self.parsed and dag_id == DAG_ID else None
@@ -305,6 +306,10 @@ class FakeClient:
     def task_instances(self, dag_id: str, run_id: str) -> list[JSON]:
         assert dag_id == DAG_ID
         return self.instances.get(run_id, [])
+
+    def task_tries(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> list[JSON]:
+        assert dag_id == DAG_ID
+        return self.tries.get((run_id, task_id, map_index), [])
 
 
 def workload_of(client: FakeClient, runs: int) -> Workload:
@@ -421,3 +426,26 @@ def test_workload_tasks_are_the_snapshots_of_every_run() -> None:
         ("run-1", "long", -1),
         ("run-2", "short", 0),
     ]
+
+
+def test_host_of_try_names_where_that_try_ran() -> None:
+    tries: list[JSON] = [
+        {"try_number": 1, "hostname": "w1"},
+        {"try_number": 2, "hostname": None},
+        {"try_number": 3, "hostname": "w3"},
+    ]
+    assert host_of_try(tries, 1) == "w1"
+    assert host_of_try(tries, 3) == "w3"
+    assert host_of_try(tries, 2) == ""  # never started anywhere
+    assert host_of_try(tries, 4) == ""
+    assert host_of_try([], 1) == ""
+
+
+def test_a_retried_tasks_earlier_host_is_its_try_before() -> None:
+    client = FakeClient(tries={("run-1", "long", -1): [
+        {"try_number": 1, "hostname": "lost"},
+        {"try_number": 2, "hostname": "alive"},
+    ]})  # fmt: skip
+    workload = workload_of(client, 1)
+    assert workload.earlier_host(snapshot("long", try_number=2)) == "lost"
+    assert workload.earlier_host(snapshot("short", try_number=2)) == ""

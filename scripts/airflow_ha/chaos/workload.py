@@ -64,6 +64,15 @@ class RunSnapshot:
         )
 
 
+def host_of_try(tries: list[JSON], try_number: int) -> str:
+    """The hostname that try `try_number` of a task ran on, among its `tries`
+    (the REST API's answer); "" if it is not there or ran nowhere."""
+    return next(
+        (str(t.get("hostname") or "") for t in tries if t.get("try_number") == try_number),
+        "",
+    )
+
+
 class Workload:
     """Runs of the chaos DAG, triggered together and watched until they end."""
 
@@ -96,14 +105,7 @@ class Workload:
     def earlier_host(self, task: TaskSnapshot) -> str:
         """The hostname of the try before `task`'s latest ("" if none was recorded)."""
         tries = self.client.task_tries(DAG_ID, task.run_id, task.task_id, task.map_index)
-        return next(
-            (
-                str(t.get("hostname") or "")
-                for t in tries
-                if t.get("try_number") == task.try_number - 1
-            ),
-            "",
-        )
+        return host_of_try(tries, task.try_number - 1)
 
     def finished(self) -> bool:
         return all(run.state in FINISHED for run in self.run_snapshots())
